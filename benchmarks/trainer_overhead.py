@@ -1,0 +1,75 @@
+"""Time grpo_ext.GRPOTrainer against stock trl.GRPOTrainer on the same tiny model and config.
+
+Both trainers run in this one process, alternating, on the same locally built model, data, seed and
+config (the paper's loss: loss_type="grpo", beta 0.04, k3). Prints a table of seconds per optimizer
+step and the ratio ours / stock; the target is a ratio of at most 1.05.
+
+    python benchmarks/trainer_overhead.py [--steps 30] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+
+import torch
+import trl
+from datasets import Dataset
+
+import grpo_ext
+from grpo_ext.tiny import build_char_tokenizer, build_tiny_model
+
+
+def digit_share_reward(completions, **kwargs):
+    return [sum(ch.isdigit() for ch in c) / max(len(c), 1) for c in completions]
+
+
+def run_once(trainer_cls, config_cls, model_dir, tokenizer, dataset, steps, out):
+    args = config_cls(
+        output_dir=out, per_device_train_batch_size=32, num_generations=8, max_completion_length=8,
+        max_steps=steps, learning_rate=1e-4, beta=0.04, loss_type="grpo", bf16=False,
+        gradient_checkpointing=False, use_cpu=True, report_to="none", logging_steps=1_000_000,
+        save_strategy="no", seed=0, disable_tqdm=True, model_init_kwargs={"dtype": "float32"},
+    )
+    trainer = trainer_cls(model=model_dir, reward_funcs=digit_share_reward, args=args, train_dataset=dataset,
+                          processing_class=tokenizer)
+    start = time.perf_counter()
+    trainer.train()
+    return (time.perf_counter() - start) / steps
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=3)
+    opts = parser.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+
+    tokenizer = build_char_tokenizer()
+    model_dir = tempfile.mkdtemp(prefix="tiny-model-")
+    build_tiny_model(tokenizer).save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    dataset = Dataset.from_list([{"prompt": f"{a}+{b}=", "answer": str(a + b)} for a in range(100) for b in range(100)])
+    out = tempfile.mkdtemp()
+
+    timings = {"trl.GRPOTrainer": [], "grpo_ext.GRPOTrainer": []}
+    run_once(trl.GRPOTrainer, trl.GRPOConfig, model_dir, tokenizer, dataset, 3, out)  # warm-up
+    for _ in range(opts.repeats):
+        timings["trl.GRPOTrainer"].append(run_once(trl.GRPOTrainer, trl.GRPOConfig, model_dir, tokenizer, dataset, opts.steps, out))
+        timings["grpo_ext.GRPOTrainer"].append(
+            run_once(grpo_ext.GRPOTrainer, grpo_ext.GRPOConfig, model_dir, tokenizer, dataset, opts.steps, out)
+        )
+
+    stock = statistics.median(timings["trl.GRPOTrainer"])
+    print(f"\n{opts.steps} steps x {opts.repeats} repeats, batch 32 (4 prompts x 8), completions <= 8 tokens, CPU")
+    print(f"| trainer | median s/step | runs (s/step) |\n|---|---|---|")
+    for name, values in timings.items():
+        print(f"| {name} | {statistics.median(values):.4f} | {', '.join(f'{v:.4f}' for v in values)} |")
+    ratio = statistics.median(timings["grpo_ext.GRPOTrainer"]) / stock
+    print(f"\nratio grpo_ext / trl = {ratio:.3f} (target <= 1.05)")
+
+
+if __name__ == "__main__":
+    main()

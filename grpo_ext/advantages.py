@@ -1,0 +1,93 @@
+"""Group-relative advantages of DeepSeekMath's GRPO (Shao et al., 2024, section 4.1.2).
+
+Pure tensor functions, no trainer state. A batch holds ``n_groups`` groups of ``group_size``
+completions of the same prompt, stored contiguously: rows ``[g * G, (g + 1) * G)`` are group g.
+"""
+
+from __future__ import annotations
+
+import torch
+
+#: Added to the standard deviation before dividing, as TRL does, so a tiny spread stays finite.
+STD_EPS = 1e-4
+
+SCALES = ("group", "batch", "none")
+
+
+def _grouped(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+    if rewards.dim() != 1:
+        raise ValueError(f"rewards must be a 1-D tensor of shape (B,), got shape {tuple(rewards.shape)}")
+    if group_size < 1:
+        raise ValueError(f"group_size must be at least 1, got {group_size}")
+    if rewards.numel() % group_size != 0:
+        raise ValueError(
+            f"the number of rewards ({rewards.numel()}) must be a multiple of group_size ({group_size}): "
+            "every prompt needs all of its completions in the same batch"
+        )
+    return rewards.view(-1, group_size)
+
+
+def _masked_mean_std(values: torch.Tensor, valid: torch.Tensor, dim: int | None):
+    """Mean and Bessel-corrected std of ``values`` over ``valid`` entries (NaN-free arithmetic)."""
+    zeros = torch.zeros_like(values)
+    if dim is None:
+        values, valid, zeros, dim = values.reshape(-1), valid.reshape(-1), zeros.reshape(-1), 0
+    n = valid.sum(dim=dim, keepdim=True)
+    mean = torch.where(valid, values, zeros).sum(dim=dim, keepdim=True) / n.clamp(min=1)
+    dev = torch.where(valid, values - mean, zeros)
+    var = (dev**2).sum(dim=dim, keepdim=True) / (n - 1).clamp(min=1)
+    return mean, var.sqrt(), n
+
+
+def zero_variance_mask(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+    """Rows whose group teaches nothing: all scorable rewards equal, or fewer than 2 of them.
+
+    Args:
+        rewards: ``(B,)`` float rewards, NaN where a completion could not be scored.
+        group_size: completions per prompt (G).
+
+    Returns:
+        ``(B,)`` bool, True for every row of such a group.
+    """
+    grouped = _grouped(rewards, group_size)
+    valid = ~torch.isnan(grouped)
+    hi = torch.where(valid, grouped, torch.full_like(grouped, -torch.inf)).amax(dim=1)
+    lo = torch.where(valid, grouped, torch.full_like(grouped, torch.inf)).amin(dim=1)
+    flat = (valid.sum(dim=1) < 2) | (hi == lo)
+    return flat.repeat_interleave(group_size)
+
+
+def outcome_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group") -> torch.Tensor:
+    r"""Outcome-supervision advantages, the same for every token of a completion.
+
+    The paper's :math:`\hat A_{i,t} = \tilde r_i = (r_i - \mathrm{mean}(r)) / \mathrm{std}(r)` over the
+    group of one prompt, with ``std`` Bessel-corrected and ``1e-4`` added to it (as TRL).
+
+    Args:
+        rewards: ``(B,)`` float, ``B = n_groups * group_size``, groups contiguous. A NaN marks a
+            completion that could not be scored: it is left out of its group's mean and std and
+            gets advantage 0.
+        group_size: completions per prompt (G).
+        scale: ``"group"`` divides by the group's std (the paper), ``"batch"`` by the std of the
+            whole batch (still centred on the group mean), ``"none"`` only centres
+            (Dr. GRPO). Same meaning as ``trl.GRPOConfig.scale_rewards``.
+
+    Returns:
+        ``(B,)`` advantages. A group whose scorable rewards are all equal (or has fewer than two)
+        gets exactly 0, never NaN.
+    """
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    grouped = _grouped(rewards, group_size).float()
+    valid = ~torch.isnan(grouped)
+    mean, group_std, _ = _masked_mean_std(grouped, valid, dim=1)
+    centred = torch.where(valid, grouped - mean, torch.zeros_like(grouped))
+    if scale == "group":
+        adv = centred / (group_std + STD_EPS)
+    elif scale == "batch":
+        _, batch_std, _ = _masked_mean_std(grouped, valid, dim=None)
+        adv = centred / (batch_std + STD_EPS)
+    else:
+        adv = centred
+    adv = adv.reshape(-1)
+    return torch.where(zero_variance_mask(rewards, group_size), torch.zeros_like(adv), adv)

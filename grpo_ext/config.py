@@ -1,0 +1,109 @@
+"""GRPOConfig: trl.GRPOConfig plus the fields grpo-ext adds, each with help metadata for TrlParser."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from trl import GRPOConfig as _TRLGRPOConfig
+
+from .losses import KL_ESTIMATORS
+
+#: DeepSeekMath-RL's hyper-parameters (paper, section 4.2): the values ``GRPOConfig.from_paper`` sets.
+PAPER_SETTINGS: dict[str, Any] = {
+    "learning_rate": 1e-6,
+    "beta": 0.04,
+    "num_generations": 64,
+    "max_completion_length": 1024,
+    "num_iterations": 1,
+    "kl_estimator": "k3",
+    "loss_type": "grpo",
+    "scale_rewards": "group",
+}
+#: Completions per optimizer step in the paper (16 questions x 64 samples).
+PAPER_BATCH_SIZE = 1024
+
+
+@dataclass
+class GRPOConfig(_TRLGRPOConfig):
+    r"""Configuration of :class:`grpo_ext.GRPOTrainer`: every field of ``trl.GRPOConfig``, plus:
+
+    Parameters that control the loss:
+        kl_estimator (`str`, *optional*, defaults to `"k3"`):
+            Per-token estimator of KL(pi_theta || pi_ref) added to the loss with weight ``beta``, with
+            ``log r = log pi_ref - log pi_theta``: ``"k3"`` = ``r - log r - 1`` (the paper's, eq. 4;
+            unbiased and always positive), ``"k2"`` = ``(log r)^2 / 2``, ``"k1"`` = ``-log r``.
+
+    Defaults of the inherited fields are TRL's (``loss_type="dapo"``, ``beta=0.0``), so a config
+    means the same in both libraries; :meth:`from_paper` returns DeepSeekMath-RL's settings.
+    """
+
+    kl_estimator: str = field(
+        default="k3",
+        metadata={
+            "help": "Per-token KL estimator in the loss, with log r = log pi_ref - log pi_theta: 'k3' = r - log r - 1 "
+            "(the paper's, default), 'k2' = (log r)^2 / 2, 'k1' = -log r. Used only when beta > 0.",
+            "choices": list(KL_ESTIMATORS),
+        },
+    )
+
+    def __post_init__(self):
+        # Checked before TRL's own __post_init__ so the user sees what is wrong in our terms, at config
+        # time, rather than deep inside training.
+        if self.num_generations is not None and self.num_generations < 2:
+            raise ValueError(
+                f"num_generations ({self.num_generations}) must be at least 2: GRPO's baseline is the mean reward "
+                "of a group of completions of the same prompt, and a group of one has no baseline."
+            )
+        if self.kl_estimator not in KL_ESTIMATORS:
+            raise ValueError(f"kl_estimator must be one of {list(KL_ESTIMATORS)}, got {self.kl_estimator!r}.")
+        if self.use_liger_kernel and self.beta > 0 and self.kl_estimator != "k3":
+            raise ValueError(
+                f"kl_estimator={self.kl_estimator!r} cannot be used with use_liger_kernel=True: Liger's fused GRPO loss "
+                "computes its own k3 KL. Use kl_estimator='k3' or turn off use_liger_kernel."
+            )
+        if self.beta < 0:
+            raise ValueError(
+                f"beta ({self.beta}) must be >= 0: it weighs the KL penalty to the reference model "
+                "(the paper uses 0.04; 0 disables the penalty and the reference model)."
+            )
+        try:
+            super().__post_init__()
+        except ValueError as err:
+            gbs = self.generation_batch_size
+            if gbs is not None and self.num_generations and gbs % self.num_generations != 0:
+                raise ValueError(
+                    f"The generation batch ({gbs} completions = per_device_train_batch_size "
+                    f"{self.per_device_train_batch_size} x {self.world_size} process(es) x steps_per_generation "
+                    f"{self.steps_per_generation}) must be a multiple of num_generations ({self.num_generations}), "
+                    "so that every prompt's completions land in one batch. Make per_device_train_batch_size (or "
+                    "generation_batch_size) a multiple of num_generations."
+                ) from err
+            raise
+
+    @classmethod
+    def from_paper(cls, output_dir: str = "deepseekmath-rl", num_processes: int = 1, **overrides: Any) -> "GRPOConfig":
+        """DeepSeekMath-RL's settings (paper, section 4.2), any of which ``overrides`` can change.
+
+        Learning rate 1e-6, beta 0.04 with the k3 estimator in the loss, 64 samples per question,
+        completions up to 1024 tokens, per-output mean loss (``loss_type="grpo"``), rewards scaled by the
+        group's std, and one policy update per exploration stage: 1024 completions per optimizer
+        step (``per_device_train_batch_size`` 16 x ``num_processes`` x gradient accumulation) with
+        ``num_iterations=1``.
+
+        Args:
+            output_dir: where checkpoints go.
+            num_processes: how many processes (GPUs) will train; gradient accumulation is set so the
+                batch stays 1024. Must divide 64.
+        """
+        per_device = overrides.pop("per_device_train_batch_size", 16)
+        if PAPER_BATCH_SIZE % (per_device * num_processes) != 0:
+            raise ValueError(
+                f"per_device_train_batch_size ({per_device}) x num_processes ({num_processes}) must divide the paper's "
+                f"batch of {PAPER_BATCH_SIZE} completions."
+            )
+        settings = dict(PAPER_SETTINGS)
+        settings["per_device_train_batch_size"] = per_device
+        settings["gradient_accumulation_steps"] = PAPER_BATCH_SIZE // (per_device * num_processes)
+        settings.update(overrides)
+        return cls(output_dir=output_dir, **settings)

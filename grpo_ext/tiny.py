@@ -1,0 +1,97 @@
+"""Tiny language models and character-level tokenizers built locally, with no download.
+
+The CPU demo, the tests and the benchmarks all need a model that trains in minutes on two cores.
+A Qwen3 architecture at hidden size 128 with 4 layers (about 0.7M parameters) over a vocabulary of
+single characters is enough to learn 2-digit addition, in English (``12+34=``) and in Chinese
+(``12加34等于``) form.
+
+Why Qwen3 and not Qwen2: transformers 5 treats the tokenizer class saved beside a Qwen2 config as
+wrong and rebuilds it as Qwen2's byte-level pipeline on ``AutoTokenizer.from_pretrained``, which
+silently drops the Chinese characters. For Qwen3 it trusts the saved ``TokenizersBackend``, so a
+saved tiny model reloads correctly by path (as ``trl`` and the CLI load it).
+:func:`load_char_tokenizer` reloads one explicitly either way.
+"""
+
+from __future__ import annotations
+
+import os
+import string
+
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
+
+PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
+
+#: Characters beyond printable ASCII that the synthetic Chinese tasks and prompts use.
+CHINESE_CHARS = "加减乘除等于答案是：，。？！的个有共多少还剩每他她们买了又给一二三四五六七八九十元本支只块颗小明红华"
+
+
+def default_charset() -> str:
+    """Printable ASCII (without form feeds) plus the Chinese characters of the synthetic tasks."""
+    ascii_chars = "".join(c for c in string.printable if c not in "\x0b\x0c\r\t")
+    return ascii_chars + "".join(dict.fromkeys(CHINESE_CHARS))
+
+
+def _restore_char_pipeline(tok: PreTrainedTokenizerFast) -> PreTrainedTokenizerFast:
+    backend = tok.backend_tokenizer
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    backend.decoder = decoders.Fuse()
+    backend.normalizer = None
+    tok.pad_token, tok.eos_token, tok.unk_token = PAD, EOS, UNK
+    return tok
+
+
+def build_char_tokenizer(charset: str | None = None) -> PreTrainedTokenizerFast:
+    """A tokenizer with one token per character of ``charset`` and ``<pad>``, ``<eos>``, ``<unk>``.
+
+    Returns a ``PreTrainedTokenizerFast`` whose ``decode(encode(s)) == s`` for every string over the
+    charset (an unknown character becomes ``<unk>``).
+    """
+    chars = list(dict.fromkeys(charset if charset is not None else default_charset()))
+    vocab = {PAD: 0, EOS: 1, UNK: 2}
+    for c in chars:
+        vocab.setdefault(c, len(vocab))
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
+    backend.add_special_tokens([PAD, EOS, UNK])
+    tok = PreTrainedTokenizerFast(tokenizer_object=backend)
+    tok.padding_side = "left"
+    return _restore_char_pipeline(tok)
+
+
+def load_char_tokenizer(path: str | os.PathLike) -> PreTrainedTokenizerFast:
+    """Reload a tokenizer saved from :func:`build_char_tokenizer` with its character pipeline intact."""
+    tok = PreTrainedTokenizerFast.from_pretrained(str(path))
+    return _restore_char_pipeline(tok)
+
+
+def build_tiny_model(
+    tokenizer: PreTrainedTokenizerFast,
+    hidden_size: int = 128,
+    num_layers: int = 4,
+    num_heads: int = 4,
+    max_position_embeddings: int = 256,
+    seed: int = 0,
+) -> Qwen3ForCausalLM:
+    """A randomly initialised Qwen2 causal LM sized for ``tokenizer`` (about 1M parameters by default)."""
+    import torch
+
+    config = Qwen3Config(
+        head_dim=hidden_size // num_heads,
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_heads,
+        max_position_embeddings=max_position_embeddings,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=True,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Qwen3ForCausalLM(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return model

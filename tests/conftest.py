@@ -1,0 +1,67 @@
+"""Shared fixtures: a tiny model and character tokenizer built locally (no network), tiny datasets."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest
+from datasets import Dataset
+
+from grpo_ext.tiny import build_char_tokenizer, build_tiny_model
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    return build_char_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny_tokenizer):
+    """A randomly initialised ~0.7M-parameter Qwen3 model and its tokenizer, saved to a local folder."""
+    path = tmp_path_factory.mktemp("tiny-model")
+    build_tiny_model(tiny_tokenizer, seed=0).save_pretrained(path)
+    tiny_tokenizer.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def addition_dataset():
+    rows = [{"prompt": f"{a}+{b}=", "answer": str(a + b)} for a in range(10) for b in range(10)]
+    return Dataset.from_list(rows)
+
+
+def digit_share_reward(completions, **kwargs):
+    """A graded reward that varies within groups even for a random model: share of digit characters."""
+    return [sum(ch.isdigit() for ch in c) / max(len(c), 1) for c in completions]
+
+
+def cpu_grpo_args(output_dir, config_cls=None, **overrides):
+    """A GRPOConfig for a few CPU steps on the tiny model."""
+    from grpo_ext import GRPOConfig
+
+    settings = dict(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=8,
+        num_generations=4,
+        max_completion_length=4,
+        max_steps=3,
+        learning_rate=1e-3,
+        beta=0.04,
+        loss_type="grpo",
+        bf16=False,
+        gradient_checkpointing=False,
+        use_cpu=True,
+        report_to="none",
+        logging_steps=1,
+        save_strategy="no",
+        seed=0,
+        disable_tqdm=True,
+        model_init_kwargs={"dtype": "float32"},
+    )
+    settings.update(overrides)
+    return (config_cls or GRPOConfig)(**settings)

@@ -1,0 +1,74 @@
+"""GRPOConfig: the paper preset and the errors raised at config time."""
+
+import pytest
+import trl
+
+from grpo_ext import GRPOConfig
+from grpo_ext._compat import check_trl_version
+
+CPU = dict(use_cpu=True, bf16=False, gradient_checkpointing=False, report_to="none")
+
+
+def test_config_is_a_trl_config(tmp_path):
+    assert isinstance(GRPOConfig(output_dir=str(tmp_path), **CPU), trl.GRPOConfig)
+
+
+def test_kl_estimator_defaults_to_k3(tmp_path):
+    assert GRPOConfig(output_dir=str(tmp_path), **CPU).kl_estimator == "k3"
+
+
+def test_paper_preset_has_deepseekmath_rl_settings(tmp_path):
+    cfg = GRPOConfig.from_paper(output_dir=str(tmp_path), **CPU)
+    assert cfg.learning_rate == 1e-6
+    assert cfg.beta == 0.04
+    assert cfg.num_generations == 64
+    assert cfg.max_completion_length == 1024
+    assert cfg.num_iterations == 1
+    assert cfg.kl_estimator == "k3"
+    assert cfg.loss_type == "grpo"
+    assert cfg.scale_rewards == "group"
+
+
+def test_paper_preset_batch_is_1024_completions_per_update(tmp_path):
+    cfg = GRPOConfig.from_paper(output_dir=str(tmp_path), **CPU)
+    assert cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps == 1024
+    assert cfg.generation_batch_size == 1024  # one exploration stage = one optimizer step
+
+
+def test_paper_preset_spreads_the_batch_over_processes(tmp_path):
+    cfg = GRPOConfig.from_paper(output_dir=str(tmp_path), num_processes=8, **CPU)
+    assert cfg.gradient_accumulation_steps == 8  # 16 x 8 processes x 8 = 1024
+
+
+def test_paper_preset_accepts_overrides(tmp_path):
+    cfg = GRPOConfig.from_paper(output_dir=str(tmp_path), learning_rate=3e-6, **CPU)
+    assert cfg.learning_rate == 3e-6
+
+
+def test_batch_not_divisible_by_num_generations_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match=r"multiple of num_generations \(4\)"):
+        GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=6, num_generations=4, **CPU)
+
+
+def test_single_generation_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match=r"num_generations \(1\) must be at least 2"):
+        GRPOConfig(output_dir=str(tmp_path), num_generations=1, per_device_train_batch_size=4, **CPU)
+
+
+def test_unknown_kl_estimator_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="kl_estimator must be one of"):
+        GRPOConfig(output_dir=str(tmp_path), kl_estimator="k5", **CPU)
+
+
+def test_negative_beta_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match=r"beta \(-0.1\) must be >= 0"):
+        GRPOConfig(output_dir=str(tmp_path), beta=-0.1, **CPU)
+
+
+def test_unsupported_trl_version_fails_with_the_supported_range():
+    with pytest.raises(ImportError, match=r"trl>=1.16.0,<1.17.0"):
+        check_trl_version("1.17.0")
+
+
+def test_supported_trl_version_passes():
+    check_trl_version("1.16.3")
