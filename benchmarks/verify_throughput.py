@@ -1,0 +1,126 @@
+"""Throughput and accuracy of grpo-ext's verification against plain sequential math-verify.
+
+Both start from the same completion texts and gold answers and end with a verdict:
+- math-verify: ``verify(parse("$" + gold + "$"), parse(completion))`` in the main thread (its own
+  timeouts; the gold is wrapped in ``$`` so that bare LaTeX golds parse);
+- grpo-ext: ``grpo_ext.rewards.accuracy_reward`` (extraction, exact fast paths, then the 2-worker
+  sandbox pool), with the verdict cache cleared so no repeated pair is free.
+
+Workloads: GSM8K-style numeric answers (``#### N`` and ``\\boxed{N}``, some with ``$`` and
+thousands separators), MATH-style LaTeX answers (fractions, radicals, polynomials, intervals,
+matrices), and the project's labelled equivalence cases (tests/equivalence_cases.py) for accuracy.
+
+    python benchmarks/verify_throughput.py [--n 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from math_verify import parse, verify  # noqa: E402
+
+from grpo_ext import verify as gv  # noqa: E402
+from grpo_ext.rewards import accuracy_reward  # noqa: E402
+from tests.equivalence_cases import ALL_CASES  # noqa: E402
+
+
+def numeric_workload(n, rng):
+    rows = []
+    for i in range(n):
+        value = rng.randint(1, 99999)
+        right = rng.random() < 0.5
+        shown = value if right else value + rng.randint(1, 9)
+        style = i % 4
+        if style == 0:
+            text = f"She sells {shown // 2} then {shown - shown // 2} more.\n#### {shown}"
+        elif style == 1:
+            text = f"So the total is \\boxed{{{shown:,}}}."
+        elif style == 2:
+            text = f"The answer is ${shown}."
+        else:
+            text = f"Thus we get \\boxed{{{shown}}} dollars."
+        rows.append((text, str(value)))
+    return rows
+
+
+LATEX_TEMPLATES = [
+    ("\\frac{{{a}}}{{{b}}}", "\\frac{{{a2}}}{{{b2}}}"),
+    ("{a}\\sqrt{{{b}}}", "\\sqrt{{{a_sq_b}}}"),
+    ("x^2+{s}x+{p}", "(x+{a})(x+{b})"),
+    ("[{a},{b})", "[{a},{b})"),
+    ("\\begin{{pmatrix}}{a}\\\\{b}\\end{{pmatrix}}", "\\begin{{pmatrix}}{a}\\\\{b}\\end{{pmatrix}}"),
+]
+
+
+def latex_workload(n, rng):
+    rows = []
+    for i in range(n):
+        a, b = rng.randint(1, 50), rng.randint(51, 99)
+        gold_t, pred_t = LATEX_TEMPLATES[i % len(LATEX_TEMPLATES)]
+        k = rng.randint(2, 5)
+        fields = dict(a=a, b=b, a2=a * k, b2=b * k, a_sq_b=a * a * b, s=a + b, p=a * b)
+        gold = gold_t.format(**fields)
+        pred = pred_t.format(**fields)
+        if rng.random() < 0.5:  # a wrong prediction half of the time
+            pred = pred.replace(str(a), str(a + 1), 1)
+        rows.append((f"Therefore the result is $\\boxed{{{pred}}}$.", gold))
+    return rows
+
+
+def time_math_verify(rows):
+    start = time.perf_counter()
+    verdicts = [verify(parse(f"${gold}$"), parse(text)) for text, gold in rows]
+    return time.perf_counter() - start, verdicts
+
+
+def time_grpo_ext(rows):
+    gv.clear_cache()
+    start = time.perf_counter()
+    rewards = accuracy_reward([t for t, _ in rows], answer=[g for _, g in rows])
+    return time.perf_counter() - start, [r == 1.0 for r in rewards]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=400, help="completions per workload")
+    opts = parser.parse_args()
+    logging.disable(logging.WARNING)
+    rng = random.Random(0)
+    gv.configure(num_workers=2)
+    accuracy_reward(["\\boxed{\\sqrt{2}}"], answer=["\\sqrt{2}"])  # start the workers outside the timing
+
+    print("| workload | n | math-verify (completions/s) | grpo-ext, 2 workers (completions/s) | speed-up | verdicts agree |")
+    print("|---|---|---|---|---|---|")
+    for name, rows in (("GSM8K-style numbers", numeric_workload(opts.n, rng)),
+                       ("MATH-style LaTeX", latex_workload(opts.n, rng))):
+        t_mv, v_mv = time_math_verify(rows)
+        t_ge, v_ge = time_grpo_ext(rows)
+        agree = sum(a == b for a, b in zip(v_mv, v_ge)) / len(rows)
+        print(f"| {name} | {len(rows)} | {len(rows) / t_mv:.0f} | {len(rows) / t_ge:.0f} | {t_mv / t_ge:.2f}x | {agree:.1%} |")
+
+    completions = [f"The final result is $\\boxed{{{pred}}}$." for pred, _, _, _ in ALL_CASES]
+    golds = [gold for _, gold, _, _ in ALL_CASES]
+    expected = [e for _, _, e, _ in ALL_CASES]
+    _, mv = time_math_verify(list(zip(completions, golds)))
+    _, ge = time_grpo_ext(list(zip(completions, golds)))
+    mv_right = sum(a == b for a, b in zip(mv, expected))
+    ge_right = sum(a == b for a, b in zip(ge, expected))
+    print(f"\nAccuracy on {len(expected)} labelled equivalence cases (tests/equivalence_cases.py):")
+    print(f"| verifier | correct | accuracy |\n|---|---|---|")
+    print(f"| math-verify | {mv_right} | {mv_right / len(expected):.1%} |")
+    print(f"| grpo-ext | {ge_right} | {ge_right / len(expected):.1%} |")
+    misses = [(c[0], c[1], c[2]) for c, v in zip(ALL_CASES, mv) if v != c[2]]
+    print("\nmath-verify's misses (prediction, gold, expected):")
+    for miss in misses:
+        print(f"  {miss}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""Answer extraction and equivalence for math rewards, bounded in time and memory for any input.
+
+- :func:`extract_answer` finds a completion's final answer (``\\boxed{}``, ``#### N``, "The answer
+  is N", "答案是 N"; see :mod:`grpo_ext.verify.extract` for the order).
+- :func:`is_equivalent` / :func:`are_equivalent` decide whether a prediction equals the gold
+  answer. Exact paths first (numbers, fractions, percentages, multiple-choice letters, text,
+  order-insensitive answer lists), then math-verify (``parse(gold)``, ``parse(pred)``,
+  ``verify(gold, pred)``) inside killable, memory-capped worker processes
+  (:mod:`grpo_ext.verify.sandbox`), and only for input that passed a whitelist
+  (:mod:`grpo_ext.verify.guard`). Results are cached per (prediction, gold) pair.
+- :func:`stats` returns counters a trainer can log: verifications, timeouts, cache hits,
+  unparseable golds.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+
+from .extract import MAX_ANSWER_CHARS, extract_answer, normalize_answer
+from .fast import as_unordered_list, choice_letter, is_text_answer, parse_rational, rationals_equal
+from .guard import nesting_depth, symbolic_rejection
+from .sandbox import EQUAL, GOLD_UNPARSEABLE, NOT_EQUAL, TIMEOUT, configure, get_pool
+
+CACHE_SIZE = 65_536
+MAX_LIST_ITEMS = 16
+
+
+@dataclass
+class VerificationStats:
+    """Counters since the last :func:`reset_stats` (this process only)."""
+
+    verifications: int = 0  #: (prediction, gold) pairs judged
+    fast_path: int = 0  #: decided without symbolic algebra
+    symbolic: int = 0  #: sent to the sandbox
+    cache_hits: int = 0
+    timeouts: int = 0  #: sandbox overruns (worker killed; verdict: not equivalent)
+    rejected: int = 0  #: predictions refused by the whitelist or the size limits
+    unparseable_golds: int = 0
+
+
+_stats = VerificationStats()
+_cache: OrderedDict[tuple[str, str], str] = OrderedDict()
+_lock = threading.Lock()
+
+
+def stats() -> dict[str, int]:
+    """A snapshot of the verification counters."""
+    with _lock:
+        return asdict(_stats)
+
+
+def reset_stats() -> None:
+    """Zero the counters (the cache is kept)."""
+    global _stats
+    with _lock:
+        _stats = VerificationStats()
+
+
+def clear_cache() -> None:
+    """Forget cached verdicts."""
+    with _lock:
+        _cache.clear()
+
+
+def _count(field: str, n: int = 1) -> None:
+    with _lock:
+        setattr(_stats, field, getattr(_stats, field) + n)
+
+
+def _gold_is_sane(gold: str) -> bool:
+    return bool(gold) and len(gold) <= MAX_ANSWER_CHARS and nesting_depth(gold) is not None
+
+
+def _fast_verdict(pred: str, gold: str) -> str | None:
+    """A verdict reached without symbolic algebra, or None to ask the sandbox."""
+    if not _gold_is_sane(gold):
+        return GOLD_UNPARSEABLE
+    if not pred:
+        return NOT_EQUAL
+    if pred == gold:
+        return EQUAL
+    letter = choice_letter(gold)
+    if letter is not None:
+        return EQUAL if choice_letter(pred) == letter else NOT_EQUAL
+    if is_text_answer(gold):
+        return NOT_EQUAL  # text answers compare as text, already unequal
+    g, p = parse_rational(gold), parse_rational(pred)
+    if g is not None and p is not None:
+        return EQUAL if rationals_equal(p, g) else NOT_EQUAL
+    return None
+
+
+def _judge_many(pairs: list[tuple[str, str]]) -> list[str]:
+    """Verdicts for normalised (prediction, gold) pairs: cache, fast path, lists, then the sandbox."""
+    verdicts: list[str | None] = [None] * len(pairs)
+    to_sandbox: dict[tuple[str, str], list[int]] = {}
+    lists: list[tuple[int, list[str], list[str]]] = []
+    for i, (pred, gold) in enumerate(pairs):
+        with _lock:
+            cached = _cache.get((pred, gold))
+            if cached is not None:
+                _cache.move_to_end((pred, gold))
+                _stats.cache_hits += 1
+        if cached is not None:
+            verdicts[i] = cached
+            continue
+        verdict = _fast_verdict(pred, gold)
+        if verdict is not None:
+            _count("fast_path")
+            verdicts[i] = verdict
+            continue
+        gold_items, pred_items = as_unordered_list(gold), as_unordered_list(pred)
+        if gold_items is not None and len(gold_items) <= MAX_LIST_ITEMS:
+            if pred_items is None or len(pred_items) != len(gold_items):
+                verdicts[i] = NOT_EQUAL
+            else:
+                lists.append((i, pred_items, gold_items))
+            continue
+        if symbolic_rejection(pred) is not None and symbolic_rejection(gold) is None:
+            _count("rejected")
+            verdicts[i] = NOT_EQUAL
+            continue
+        to_sandbox.setdefault((pred, gold), []).append(i)
+
+    if lists:  # order-insensitive: a perfect matching of items by equivalence
+        item_pairs = [(p, g) for _, preds, golds in lists for g in golds for p in preds]
+        item_verdicts = iter(_judge_many(item_pairs))
+        for i, preds, golds in lists:
+            matrix = [[next(item_verdicts) for _ in preds] for _ in golds]
+            if any(v == GOLD_UNPARSEABLE for row in matrix for v in row):
+                verdicts[i] = GOLD_UNPARSEABLE
+            else:
+                verdicts[i] = EQUAL if _perfect_matching(matrix) else NOT_EQUAL
+
+    if to_sandbox:
+        keys = list(to_sandbox)
+        _count("symbolic", len(keys))
+        for key, verdict in zip(keys, get_pool().run(keys)):
+            if verdict == TIMEOUT:
+                _count("timeouts")
+                verdict = NOT_EQUAL
+            for i in to_sandbox[key]:
+                verdicts[i] = verdict
+
+    with _lock:
+        for pair, verdict in zip(pairs, verdicts):
+            _cache[pair] = verdict
+            if len(_cache) > CACHE_SIZE:
+                _cache.popitem(last=False)
+    return verdicts  # type: ignore[return-value]
+
+
+def _perfect_matching(matrix: list[list[str]]) -> bool:
+    n = len(matrix)
+    match_of_pred: dict[int, int] = {}
+
+    def assign(g: int, seen: set[int]) -> bool:
+        for p in range(n):
+            if matrix[g][p] == EQUAL and p not in seen:
+                seen.add(p)
+                if p not in match_of_pred or assign(match_of_pred[p], seen):
+                    match_of_pred[p] = g
+                    return True
+        return False
+
+    return all(assign(g, set()) for g in range(n))
+
+
+def judge(predictions: list[str | None], golds: list[str | None]) -> list[str]:
+    """Verdicts (``"equal"``, ``"not_equal"``, ``"gold_unparseable"``) for raw answer strings.
+
+    A None or empty gold is unparseable; a None prediction is not equal.
+    """
+    if len(predictions) != len(golds):
+        raise ValueError(f"got {len(predictions)} predictions but {len(golds)} gold answers")
+    pairs = [
+        (normalize_answer(p) if isinstance(p, str) and len(p) <= MAX_ANSWER_CHARS else "",
+         normalize_answer(g) if isinstance(g, str) else "")
+        for p, g in zip(predictions, golds)
+    ]
+    verdicts = _judge_many(pairs)
+    _count("verifications", len(pairs))
+    _count("unparseable_golds", sum(v == GOLD_UNPARSEABLE for v in verdicts))
+    return verdicts
+
+
+def are_equivalent(predictions: list[str | None], golds: list[str | None]) -> list[bool]:
+    """:func:`is_equivalent` for many pairs at once, spread over the sandbox's workers."""
+    return [v == EQUAL for v in judge(predictions, golds)]
+
+
+def is_equivalent(prediction: str, gold: str) -> bool:
+    """True when ``prediction`` is mathematically equivalent to ``gold`` (two answer strings).
+
+    Never evaluates model text as Python; bounded in time and memory for any input (a pair that
+    overruns the sandbox's timeout or memory cap is not equivalent). False when the gold cannot be
+    parsed.
+    """
+    return are_equivalent([prediction], [gold])[0]
+
+
+__all__ = [
+    "VerificationStats",
+    "are_equivalent",
+    "clear_cache",
+    "configure",
+    "extract_answer",
+    "is_equivalent",
+    "judge",
+    "normalize_answer",
+    "reset_stats",
+    "stats",
+]

@@ -1,0 +1,71 @@
+"""extract_answer: each answer form, the documented order, and the last-number fallback."""
+
+import pytest
+
+from grpo_ext.verify import extract_answer
+from grpo_ext.verify.extract import extract_answer_with_form
+
+
+def test_boxed_with_nested_braces():
+    assert extract_answer("so $x = \\boxed{\\frac{1}{2}}$.") == "\\frac{1}{2}"
+
+
+def test_last_box_wins_when_there_are_several():
+    assert extract_answer("first \\boxed{5}, corrected: \\boxed{7}") == "7"
+
+
+def test_fbox():
+    assert extract_answer("\\fbox{42}") == "42"
+
+
+def test_boxed_without_braces():
+    assert extract_answer("The result is \\boxed 9.") == "9."
+
+
+def test_unbalanced_last_box_falls_back_to_an_earlier_one():
+    assert extract_answer("\\boxed{3} then \\boxed{\\frac{1}{2}") == "3"
+
+
+def test_gsm8k_hashes():
+    assert extract_answer("She pays 3*4=12 dollars.\n#### 12") == "12"
+
+
+def test_english_answer_sentence():
+    assert extract_answer("Adding them up, the answer is 42.") == "42"
+
+
+def test_final_answer_sentence_with_latex():
+    assert extract_answer("Therefore, the final answer is $\\frac{3}{4}$. I hope it is correct.") == "$\\frac{3}{4}$"
+
+
+def test_chinese_answer_is():
+    assert extract_answer("小明一共有 5 个苹果。答案是 5") == "5"
+
+
+def test_chinese_answer_colon():
+    assert extract_answer("计算得到结果。\n答案：12 元") == "12 元"
+
+
+def test_box_is_preferred_over_a_sentence():
+    assert extract_answer("The answer is 3. Actually \\boxed{4}") == "4"
+
+
+def test_gsm8k_is_preferred_over_a_sentence():
+    assert extract_answer("the answer is 3\n#### 4") == "4"
+
+
+def test_no_answer_form_gives_none():
+    assert extract_answer("I think it is 12") is None
+
+
+def test_last_number_fallback_only_when_configured():
+    assert extract_answer("I think it is 12, not 13", last_number_fallback=True) == "13"
+
+
+def test_fallback_reports_its_form():
+    assert extract_answer_with_form("57", last_number_fallback=True) == ("57", "last_number")
+
+
+@pytest.mark.parametrize("text", ["", None, 12])
+def test_non_text_gives_none(text):
+    assert extract_answer(text) is None
