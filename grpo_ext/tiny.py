@@ -23,7 +23,10 @@ from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
 PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
 
 #: Characters beyond printable ASCII that the synthetic Chinese tasks and prompts use.
-CHINESE_CHARS = "加减乘除等于答案是：，。？！的个有共多少还剩每他她们买了又给一二三四五六七八九十元本支只块颗小明红华"
+CHINESE_CHARS = (
+    "加减乘除等于答案是：，。？！的个有共多少还剩每他她们买了又给一二三四五六七八九十元本支只块颗小明红华"
+    "中为之倍出分到原变后在并得成把推放最来果步然现理百糖纸终置苹解请贴过送逐通问题"
+)
 
 
 def default_charset() -> str:

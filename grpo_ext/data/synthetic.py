@@ -1,0 +1,199 @@
+"""Offline synthetic arithmetic tasks for demos and tests, in English and Chinese forms.
+
+A :class:`Problem` is a start value and a chain of operations (``+``, ``-``, ``*``). The same
+problems render as:
+
+- ``style="word"``: a GSM8K-style word problem with a step-by-step solution (one checkable
+  equation per line) ending in ``#### N`` (English) or a CMATH-style one ending in ``答案是 N``
+  (Chinese);
+- ``style="compact"``: ``12+34=`` (English) or ``12加34等于`` (Chinese), the form a tiny
+  character-level model learns in minutes on a CPU (the demo).
+
+Everything is generated from a seed: the same seed gives the same problems in both languages.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+
+from datasets import Dataset
+
+from .templates import format_prompt
+
+OPS = ("+", "-", "*")
+
+_EN_NAMES = ("Tom", "Anna", "Lily", "Sam", "Ben", "Mia")
+_ZH_NAMES = ("小明", "小红", "小华")
+_ITEMS = (("apples", "苹果"), ("candies", "糖"), ("stickers", "贴纸"))
+_ZH_COMPACT = {"+": "加", "-": "减", "*": "乘"}
+
+
+@dataclass
+class Problem:
+    """``start``, then each ``(op, operand)`` applied in turn."""
+
+    start: int
+    ops: list[tuple[str, int]] = field(default_factory=list)
+    name: int = 0  #: index into the name lists (word style)
+    item: int = 0  #: index into the item list (word style)
+
+    def values(self) -> list[int]:
+        """The running value after the start and after each operation."""
+        out = [self.start]
+        for op, b in self.ops:
+            out.append(_apply(out[-1], op, b))
+        return out
+
+    @property
+    def answer(self) -> int:
+        return self.values()[-1]
+
+    def equations(self) -> list[str]:
+        """One checkable equation per step: ``"5 + 3 = 8"``."""
+        vals = self.values()
+        return [f"{vals[i]} {op} {b} = {vals[i + 1]}" for i, (op, b) in enumerate(self.ops)]
+
+
+def _apply(a: int, op: str, b: int) -> int:
+    if op == "+":
+        return a + b
+    if op == "-":
+        return a - b
+    if op == "*":
+        return a * b
+    raise ValueError(f"unknown operation {op!r}; known: {list(OPS)}")
+
+
+def generate_problems(
+    n: int,
+    seed: int = 0,
+    num_steps: int | tuple[int, int] = (1, 3),
+    operand_range: tuple[int, int] = (1, 20),
+    ops: tuple[str, ...] = OPS,
+) -> list[Problem]:
+    """``n`` random problems; results never go negative (a subtraction is capped at the running value).
+
+    Args:
+        num_steps: operations per problem, fixed or an inclusive (min, max) range.
+        operand_range: inclusive range of the start value and of every operand.
+        ops: the operations to draw from; ``*`` uses operands 2..5 to keep numbers readable.
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    lo_steps, hi_steps = (num_steps, num_steps) if isinstance(num_steps, int) else num_steps
+    if lo_steps < 1 or hi_steps < lo_steps:
+        raise ValueError(f"num_steps must be >= 1 (or an increasing range), got {num_steps}")
+    lo, hi = operand_range
+    if lo < 0 or hi < lo:
+        raise ValueError(f"operand_range must be a non-negative increasing pair, got {operand_range}")
+    unknown = set(ops) - set(OPS)
+    if unknown or not ops:
+        raise ValueError(f"ops must be a non-empty subset of {list(OPS)}, got {list(ops)}")
+    rng = random.Random(seed)
+    problems = []
+    for _ in range(n):
+        value = rng.randint(lo, hi)
+        p = Problem(start=value, name=rng.randrange(len(_ZH_NAMES)), item=rng.randrange(len(_ITEMS)))
+        for _ in range(rng.randint(lo_steps, hi_steps)):
+            op = rng.choice(ops)
+            if op == "-" and value == 0:
+                op = "+"
+            b = rng.randint(2, 5) if op == "*" else rng.randint(lo, hi)
+            if op == "-":
+                b = min(b, value)
+            p.ops.append((op, b))
+            value = _apply(value, op, b)
+        problems.append(p)
+    return problems
+
+
+def _word_en(p: Problem) -> tuple[str, str]:
+    name, item = _EN_NAMES[p.name % len(_EN_NAMES)], _ITEMS[p.item][0]
+    sentences = [f"{name} has {p.start} {item}."]
+    for op, b in p.ops:
+        if op == "+":
+            sentences.append(f"Then {name} gets {b} more {item}.")
+        elif op == "-":
+            sentences.append(f"Then {name} gives away {b} {item}.")
+        else:
+            sentences.append(f"Then the number of {item} becomes {b} times as many.")
+    sentences.append(f"How many {item} does {name} have now?")
+    solution = "\n".join(p.equations() + [f"#### {p.answer}"])
+    return " ".join(sentences), solution
+
+
+def _word_zh(p: Problem) -> tuple[str, str]:
+    name, item = _ZH_NAMES[p.name % len(_ZH_NAMES)], _ITEMS[p.item][1]
+    sentences = [f"{name}有{p.start}个{item}。"]
+    for op, b in p.ops:
+        if op == "+":
+            sentences.append(f"他又得到了{b}个。")
+        elif op == "-":
+            sentences.append(f"他送出{b}个。")
+        else:
+            sentences.append(f"然后{item}变成原来的{b}倍。")
+    sentences.append(f"{name}现在有多少个{item}？")
+    solution = "\n".join(p.equations() + [f"答案是 {p.answer}"])
+    return "".join(sentences), solution
+
+
+def _compact(p: Problem, language: str) -> tuple[str, str]:
+    if language == "zh":
+        body = str(p.start) + "".join(f"{_ZH_COMPACT[op]}{b}" for op, b in p.ops) + "等于"
+    else:
+        body = str(p.start) + "".join(f"{op}{b}" for op, b in p.ops) + "="
+    return body, str(p.answer)
+
+
+def render(problem: Problem, language: str = "en", style: str = "word") -> tuple[str, str]:
+    """(question, solution) of one problem; in the compact style the solution is the answer."""
+    if language not in ("en", "zh"):
+        raise ValueError(f"language must be 'en' or 'zh', got {language!r}")
+    if style == "compact":
+        return _compact(problem, language)
+    if style == "word":
+        return _word_zh(problem) if language == "zh" else _word_en(problem)
+    raise ValueError(f"style must be 'word' or 'compact', got {style!r}")
+
+
+def to_dataset(problems: list[Problem], language: str = "en", style: str = "word", template: str = "raw") -> Dataset:
+    """A dataset with ``prompt``, ``answer``, ``source``, ``question``, ``solution``, ``num_steps``."""
+    rows = []
+    for i, p in enumerate(problems):
+        question, solution = render(p, language, style)
+        rows.append({
+            "prompt": format_prompt(question, template, language),
+            "answer": str(p.answer),
+            "source": f"synthetic_{language}",
+            "question": question,
+            "solution": solution,
+            "num_steps": len(p.ops),
+            "problem_id": i,
+        })
+    return Dataset.from_list(rows)
+
+
+def synthetic_dataset(
+    n: int,
+    language: str = "en",
+    style: str = "word",
+    seed: int = 0,
+    template: str = "raw",
+    **difficulty,
+) -> Dataset:
+    """``n`` generated problems rendered in one language; ``difficulty`` goes to :func:`generate_problems`."""
+    return to_dataset(generate_problems(n, seed=seed, **difficulty), language, style, template)
+
+
+_EQUATION_RE = re.compile(r"^\s*(-?\d{1,12})\s*([-+*])\s*(-?\d{1,12})\s*=\s*(-?\d{1,24})\s*$")
+
+
+def check_step(line: str) -> bool | None:
+    """Whether a solution line ``"a op b = c"`` is arithmetically right; None if it is no equation."""
+    m = _EQUATION_RE.match(line)
+    if not m:
+        return None
+    a, op, b, c = int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4))
+    return _apply(a, op, b) == c

@@ -1,0 +1,334 @@
+"""Benchmark evaluation: top-1, maj@k and pass@k, and paper-style before/after tables.
+
+- **top-1**: greedy decoding, one answer per question (the paper's Table 5 numbers).
+- **maj@k**: k sampled answers per question, grouped by mathematical equivalence (``1/2`` and
+  ``0.5`` are one vote); the biggest group wins, a tie goes to the group whose first member was
+  sampled first; correct when that group's answer is equivalent to the gold. Samples with no
+  extractable answer do not vote.
+- **pass@k**: the unbiased estimator ``1 - C(n - c, k) / C(n, k)`` from ``n >= k`` samples of
+  which ``c`` are correct (Chen et al., 2021).
+
+Generation uses transformers' ``generate`` by default and vLLM when asked (``use_vllm=True``).
+Sampling runs under its own seed inside ``torch.random.fork_rng``, so evaluating during training
+does not change the training RNG stream.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from . import verify
+from .rewards._common import completion_text
+from .verify.sandbox import EQUAL
+
+GROUP_COLUMNS = ("level", "subject", "grade")
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from ``n`` samples with ``c`` correct: ``1 - C(n-c, k) / C(n, k)``."""
+    if not 0 <= c <= n:
+        raise ValueError(f"need 0 <= c <= n, got n={n}, c={c}")
+    if k < 1 or k > n:
+        raise ValueError(f"need 1 <= k <= n, got k={k}, n={n}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def equivalence_groups(answers: Sequence[str | None]) -> list[list[int]]:
+    """Indices of ``answers`` grouped by equivalence, groups ordered by their first index.
+
+    None (no answer) is left out of every group.
+    """
+    normalised = {}
+    for i, a in enumerate(answers):
+        if a is not None:
+            normalised.setdefault(verify.normalize_answer(a), []).append(i)
+    keys = list(normalised)
+    parent = list(range(len(keys)))
+
+    def find(x):
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    pairs = [(i, j) for i in range(len(keys)) for j in range(i + 1, len(keys))]
+    if pairs:
+        same = verify.are_equivalent([keys[j] for _, j in pairs], [keys[i] for i, _ in pairs])
+        for (i, j), eq in zip(pairs, same):
+            if eq:
+                parent[find(j)] = find(i)
+    groups: dict[int, list[int]] = {}
+    for idx, key in enumerate(keys):
+        groups.setdefault(find(idx), []).extend(normalised[key])
+    return sorted((sorted(g) for g in groups.values()), key=lambda g: g[0])
+
+
+def majority_vote(answers: Sequence[str | None]) -> int | None:
+    """Index of the answer that wins the equivalence-grouped vote (ties: earliest group), or None."""
+    groups = equivalence_groups(answers)
+    if not groups:
+        return None
+    best = max(groups, key=lambda g: (len(g), -g[0]))
+    return best[0]
+
+
+# ----- generation ----------------------------------------------------------------------------
+def _prompt_texts(tokenizer, prompts: Sequence[Any]) -> tuple[list[str], bool]:
+    conversational = bool(prompts) and isinstance(prompts[0], list)
+    if conversational:
+        if getattr(tokenizer, "chat_template", None) is None:
+            raise ValueError(
+                "the prompts are conversational but the tokenizer has no chat template; load the dataset with "
+                "template='text' (or 'raw'), or use a tokenizer with a chat template"
+            )
+        return [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts], True
+    return [str(p) for p in prompts], False
+
+
+def _hf_generate(model, tokenizer, texts, add_special, num_samples, do_sample, temperature, max_new_tokens,
+                 batch_size):
+    device = next(model.parameters()).device
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    outputs: list[list[str]] = []
+    try:
+        for start in range(0, len(texts), batch_size):
+            enc = tokenizer(texts[start : start + batch_size], return_tensors="pt", padding=True,
+                            add_special_tokens=add_special).to(device)
+            kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=pad_id, num_return_sequences=num_samples)
+            kwargs.update(do_sample=True, temperature=temperature, top_p=1.0, top_k=0) if do_sample else kwargs.update(
+                do_sample=False)
+            out = model.generate(**enc, **kwargs)
+            decoded = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            outputs.extend(decoded[i : i + num_samples] for i in range(0, len(decoded), num_samples))
+    finally:
+        tokenizer.padding_side = side
+    return outputs
+
+
+def _vllm_generate(model, texts, num_samples, do_sample, temperature, max_new_tokens, seed):
+    try:
+        from vllm import LLM, SamplingParams
+    except ImportError as err:
+        raise ImportError("use_vllm=True needs vLLM: pip install 'grpo-ext[vllm]'") from err
+    if not isinstance(model, str):
+        raise ValueError("with use_vllm=True, pass the model as a path or Hub id (vLLM loads its own copy)")
+    llm = LLM(model=model, seed=seed)
+    params = SamplingParams(n=num_samples, temperature=temperature if do_sample else 0.0, max_tokens=max_new_tokens,
+                            seed=seed)
+    return [[o.text for o in request.outputs] for request in llm.generate(texts, params)]
+
+
+def generate_completions(model, tokenizer, prompts: Sequence[Any], *, num_samples: int = 1, do_sample: bool = False,
+                         temperature: float = 0.7, max_new_tokens: int = 512, batch_size: int = 64, seed: int = 0,
+                         use_vllm: bool = False) -> list[list[str]]:
+    """``num_samples`` completions for each prompt (strings or conversational message lists)."""
+    texts, chat = _prompt_texts(tokenizer, prompts)
+    if use_vllm:
+        return _vllm_generate(model, texts, num_samples, do_sample, temperature, max_new_tokens, seed)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(seed)
+            return _hf_generate(model, tokenizer, texts, not chat, num_samples, do_sample, temperature,
+                                max_new_tokens, batch_size)
+    finally:
+        model.train(was_training)
+
+
+# ----- scoring -------------------------------------------------------------------------------
+def score_samples(greedy: Sequence[str] | None, samples: Sequence[Sequence[str]] | None, golds: Sequence[str], k: int,
+                  last_number_fallback: bool = False) -> list[dict]:
+    """Per-question records with top-1, maj@k and pass@k correctness from given completions."""
+    n_q = len(golds)
+    records = [{"gold": g} for g in golds]
+    if greedy is not None:
+        answers = [verify.extract_answer(completion_text(c), last_number_fallback=last_number_fallback) for c in greedy]
+        verdicts = verify.judge(answers, list(golds))
+        for r, c, a, v in zip(records, greedy, answers, verdicts):
+            r.update(greedy=c, greedy_answer=a, top1=float(v == EQUAL))
+    if samples is not None:
+        flat_answers, flat_golds = [], []
+        for q in range(n_q):
+            if len(samples[q]) < k:
+                raise ValueError(f"question {q} has {len(samples[q])} samples, fewer than k={k}")
+            for c in samples[q]:
+                flat_answers.append(verify.extract_answer(completion_text(c), last_number_fallback=last_number_fallback))
+                flat_golds.append(golds[q])
+        flat_correct = [v == EQUAL for v in verify.judge(flat_answers, flat_golds)]
+        pos = 0
+        for q, r in enumerate(records):
+            n = len(samples[q])
+            answers, correct = flat_answers[pos : pos + n], flat_correct[pos : pos + n]
+            pos += n
+            winner = majority_vote(answers[:k])
+            r.update(
+                sample_answers=answers,
+                sample_correct=correct,
+                majority_answer=answers[winner] if winner is not None else None,
+                maj=float(winner is not None and correct[winner]),
+                pass_k=pass_at_k(n, sum(correct), k),
+            )
+    return records
+
+
+def _summarise(records: list[dict], k: int) -> dict[str, float]:
+    out: dict[str, float] = {"n": len(records)}
+    if records and "top1" in records[0]:
+        out["top1"] = sum(r["top1"] for r in records) / len(records)
+    if records and "maj" in records[0]:
+        out[f"maj@{k}"] = sum(r["maj"] for r in records) / len(records)
+        out[f"pass@{k}"] = sum(r["pass_k"] for r in records) / len(records)
+    return out
+
+
+def evaluate(model, tokenizer, dataset, *, benchmark: str | None = None, k: int = 1, num_samples: int | None = None,
+             greedy: bool = True, temperature: float = 0.7, max_new_tokens: int = 512, batch_size: int = 64,
+             seed: int = 0, use_vllm: bool = False, last_number_fallback: bool = False,
+             group_by: Sequence[str] = GROUP_COLUMNS, keep_samples: bool = True) -> dict:
+    """Evaluate ``model`` on a dataset with ``prompt`` and ``answer`` columns (:func:`load_math_dataset`).
+
+    Args:
+        k: samples per question for maj@k and pass@k; ``k=1`` evaluates greedy top-1 only.
+        num_samples: samples drawn per question (default ``k``); pass@k uses all of them.
+        greedy: also decode greedily for top-1.
+        group_by: dataset columns to break the metrics down by, where present.
+        keep_samples: keep the per-question records (completions, answers) in the result.
+
+    Returns:
+        ``{"benchmark", "k", "metrics": {"n", "top1", "maj@k", "pass@k"}, "by": {column: {value:
+        metrics}}, "records": [...]}``; save it with :func:`save_results`.
+    """
+    for col in ("prompt", "answer"):
+        if col not in dataset.column_names:
+            raise ValueError(f"the dataset has no {col!r} column (columns: {dataset.column_names}); "
+                             "load it with grpo_ext.data.load_math_dataset")
+    if len(dataset) == 0:
+        raise ValueError("the dataset is empty: nothing to evaluate")
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    num_samples = num_samples or k
+    if num_samples < k:
+        raise ValueError(f"num_samples ({num_samples}) must be at least k ({k})")
+    prompts, golds = list(dataset["prompt"]), [str(a) for a in dataset["answer"]]
+    common = dict(max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, use_vllm=use_vllm)
+    greedy_out = [c[0] for c in generate_completions(model, tokenizer, prompts, **common)] if greedy else None
+    sampled = (generate_completions(model, tokenizer, prompts, num_samples=num_samples, do_sample=True,
+                                    temperature=temperature, **common) if k > 1 else None)
+    records = score_samples(greedy_out, sampled, golds, k, last_number_fallback)
+    by: dict[str, dict[str, dict]] = {}
+    for col in group_by:
+        if col in dataset.column_names:
+            values = dataset[col]
+            for value in sorted({v for v in values if v is not None}, key=str):
+                subset = [r for r, v in zip(records, values) if v == value]
+                by.setdefault(col, {})[str(value)] = _summarise(subset, k)
+    name = benchmark or (dataset["source"][0] if "source" in dataset.column_names else "dataset")
+    result = {"benchmark": name, "k": k, "metrics": _summarise(records, k), "by": by}
+    if keep_samples:
+        result["records"] = records
+    return result
+
+
+# ----- reports -------------------------------------------------------------------------------
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def results_table(results: dict | Sequence[dict]) -> str:
+    """A markdown table of one or several :func:`evaluate` results (accuracies in %)."""
+    results = [results] if isinstance(results, dict) else list(results)
+    metric_names = list(dict.fromkeys(m for r in results for m in r["metrics"] if m != "n"))
+    lines = ["| benchmark | n | " + " | ".join(metric_names) + " |", "|---|---|" + "---|" * len(metric_names)]
+    for r in results:
+        cells = [_fmt(r["metrics"].get(m)) for m in metric_names]
+        lines.append(f"| {r['benchmark']} | {r['metrics']['n']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def save_results(results: dict | Sequence[dict], output_dir: str, name: str = "results") -> dict[str, str]:
+    """Write ``<name>.json`` and ``<name>.md`` to ``output_dir``; return their paths."""
+    os.makedirs(output_dir, exist_ok=True)
+    paths = {"json": os.path.join(output_dir, f"{name}.json"), "markdown": os.path.join(output_dir, f"{name}.md")}
+    with open(paths["json"], "w", encoding="utf-8") as f:
+        json.dump(results, f, ensure_ascii=False, indent=2)
+    with open(paths["markdown"], "w", encoding="utf-8") as f:
+        f.write(results_table(results))
+    return paths
+
+
+def _load(results: str | dict | Sequence[dict]) -> list[dict]:
+    if isinstance(results, str):
+        with open(results, encoding="utf-8") as f:
+            results = json.load(f)
+    return [results] if isinstance(results, dict) else list(results)
+
+
+def compare_results(before: str | dict | Sequence[dict], after: str | dict | Sequence[dict], metric: str = "top1",
+                    output_dir: str | None = None, title: str = "Before and after GRPO") -> str:
+    """A paper-style (Table 5) markdown comparison: benchmark, before, after, delta, in points.
+
+    ``before`` and ``after`` are :func:`evaluate` results or paths to their JSON. With
+    ``output_dir``, also writes ``comparison.md`` and a bar chart ``comparison.png``.
+    """
+    b = {r["benchmark"]: r for r in _load(before)}
+    a = {r["benchmark"]: r for r in _load(after)}
+    names = [n for n in b if n in a]
+    if not names:
+        raise ValueError(f"no benchmark in common: before has {sorted(b)}, after has {sorted(a)}")
+    rows = []
+    for n in names:
+        if metric not in b[n]["metrics"] or metric not in a[n]["metrics"]:
+            raise ValueError(f"metric {metric!r} missing for {n!r}; available: {sorted(b[n]['metrics'])}")
+        rows.append((n, b[n]["metrics"][metric], a[n]["metrics"][metric]))
+    lines = [f"| benchmark | before ({metric}) | after ({metric}) | delta |", "|---|---|---|---|"]
+    lines += [f"| {n} | {_fmt(x)} | {_fmt(y)} | {100 * (y - x):+.1f} |" for n, x, y in rows]
+    table = "\n".join(lines) + "\n"
+    if output_dir is not None:
+        os.makedirs(output_dir, exist_ok=True)
+        with open(os.path.join(output_dir, "comparison.md"), "w", encoding="utf-8") as f:
+            f.write(table)
+        plot_comparison(rows, os.path.join(output_dir, "comparison.png"), metric=metric, title=title)
+    return table
+
+
+def plot_comparison(rows: Sequence[tuple[str, float, float]], path: str, metric: str = "top1",
+                    title: str = "Before and after GRPO") -> str:
+    """Grouped bars (before, after) per benchmark, with the values and deltas written on them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r[0] for r in rows]
+    before = [100 * r[1] for r in rows]
+    after = [100 * r[2] for r in rows]
+    x = range(len(rows))
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.8 * len(rows) + 1.5), 4.4))
+    width = 0.38
+    bars_b = ax.bar([i - width / 2 for i in x], before, width, label="before", color="#9aa5b1")
+    bars_a = ax.bar([i + width / 2 for i in x], after, width, label="after", color="#2f6fdb")
+    for bars in (bars_b, bars_a):
+        ax.bar_label(bars, fmt="%.1f", padding=2, fontsize=9)
+    for i, (b, a) in enumerate(zip(before, after)):
+        ax.annotate(f"{a - b:+.1f}", (i, max(a, b) + 8), ha="center", fontsize=10, weight="bold",
+                    color="#1a7f37" if a >= b else "#cf222e")
+    ax.set_xticks(list(x), names)
+    ax.set_ylabel(f"{metric} accuracy (%)")
+    ax.set_ylim(0, min(115, max(before + after + [1]) + 20))
+    ax.set_title(title)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
