@@ -20,8 +20,10 @@ install_requires = [
 ]
 
 extras = {
-    "test": ["pytest>=8", "pytest-timeout"],
+    "test": ["pytest>=8", "pytest-timeout", "bitsandbytes>=0.45", "psutil"],
     "qlora": ["bitsandbytes>=0.45"],
+    # deepspeed ships as a source archive that imports torch to build: install it with
+    # `pip install --no-build-isolation deepspeed`, or pip builds it against a fresh (CUDA) torch
     "deepspeed": ["deepspeed>=0.17"],
     "vllm": ["vllm"],
     "docs": ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26"],
@@ -39,6 +41,7 @@ setup(
     packages=find_packages(include=["grpo_ext", "grpo_ext.*"]),
     install_requires=install_requires,
     extras_require=extras,
+    entry_points={"console_scripts": ["grpo-ext=grpo_ext.cli:main"]},
     classifiers=[
         "License :: OSI Approved :: Apache Software License",
         "Programming Language :: Python :: 3",

@@ -1,0 +1,328 @@
+"""``grpo-ext train | eval | demo``: YAML recipes through ``trl.TrlParser``, benchmark evaluation, the CPU demo.
+
+    grpo-ext train recipes/tiny/grpo.yaml [--field value ...] [--dry_run true]
+    accelerate launch --config_file recipes/accelerate_configs/zero3.yaml -m grpo_ext.cli train RECIPE.yaml
+    grpo-ext eval --model PATH --datasets gsm8k,cmath [--dataset_path gsm8k=FILE] [--k 4]
+    grpo-ext demo [--output_dir grpo-ext-demo] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import os
+import sys
+from dataclasses import dataclass, field
+
+import yaml
+
+from .config import GRPOConfig
+
+
+@dataclass
+class ScriptArguments:
+    """What a recipe says besides the training and model configs: data, rewards, launch."""
+
+    dataset_name: str = field(
+        default="gsm8k+math",
+        metadata={"help": "Benchmark(s) to train on: gsm8k, math, math500, cmath, mgsm_zh, joined by '+', or "
+                          "synthetic_en / synthetic_zh (offline arithmetic tasks)."},
+    )
+    dataset_split: str = field(default="train", metadata={"help": "Split to train on."})
+    dataset_path: str | None = field(
+        default=None,
+        metadata={"help": "Local files in the dataset's own format: a path, or name=path pairs joined by ',' for a mix."},
+    )
+    template: str = field(default="chat", metadata={"help": "Prompt template: chat, text, plain or raw."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Keep only the first N training rows."})
+    synthetic_size: int = field(default=9000, metadata={"help": "Rows of a synthetic dataset."})
+    synthetic_style: str = field(default="word", metadata={"help": "Synthetic style: word or compact."})
+    synthetic_num_steps: int = field(default=2, metadata={"help": "Operations per synthetic problem."})
+    synthetic_operand_max: int = field(default=20, metadata={"help": "Largest start value / operand (from 0)."})
+    synthetic_ops: str = field(default="+-*", metadata={"help": "Synthetic operations to draw from, e.g. '+'."})
+    reward_funcs: list[str] = field(
+        default_factory=lambda: ["accuracy", "format"],
+        metadata={"help": "Reward functions by name (grpo_ext.rewards.get_reward_funcs)."},
+    )
+    reward_last_number_fallback: bool = field(
+        default=False, metadata={"help": "accuracy: accept a bare last number when no answer form is found."}
+    )
+    answer_form: str = field(default="any", metadata={"help": "format: any, boxed, gsm8k, answer_is or chinese."})
+    accelerate_config: str | None = field(
+        default=None, metadata={"help": "The accelerate config this recipe is meant for (checked by --dry_run)."}
+    )
+    dry_run: bool = field(default=False, metadata={"help": "Validate the recipe without loading weights or data."})
+
+
+def _parser():
+    from trl import ModelConfig, TrlParser
+
+    return TrlParser((ScriptArguments, GRPOConfig, ModelConfig))
+
+
+def _known_fields() -> set[str]:
+    from trl import ModelConfig
+
+    return {f.name for cls in (ScriptArguments, GRPOConfig, ModelConfig) for f in dataclasses.fields(cls)} | {"env"}
+
+
+class RecipeError(ValueError):
+    """A recipe or its overrides are wrong; the message says what and how to fix it."""
+
+
+def _check_fields(names, where: str) -> None:
+    known = _known_fields()
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise RecipeError(f"unknown field {name!r} in {where}.{hint}")
+
+
+def _read_recipe(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            recipe = yaml.safe_load(f)
+    except OSError as err:
+        raise RecipeError(f"cannot read the recipe {path!r}: {err.strerror}") from err
+    except yaml.YAMLError as err:
+        raise RecipeError(f"the recipe {path!r} is not valid YAML: {err}") from err
+    if not isinstance(recipe, dict):
+        raise RecipeError(f"the recipe {path!r} must be a YAML mapping of field: value")
+    _check_fields(recipe, f"recipe {path!r}")
+    return recipe
+
+
+def parse_train_args(argv: list[str]):
+    """(script_args, training_args, model_args) from ``RECIPE.yaml [--field value ...]``."""
+    if not argv or argv[0].startswith("-"):
+        raise RecipeError("usage: grpo-ext train RECIPE.yaml [--field value ...]")
+    recipe_path, overrides = argv[0], list(argv[1:])
+    recipe = _read_recipe(recipe_path)
+    _check_fields([a[2:].split("=")[0] for a in overrides if a.startswith("--")], "the command line")
+    dry = str(recipe.get("dry_run", False)).lower() == "true" or _flag_value(overrides, "dry_run") == "true"
+    if dry:
+        # validate GPU recipes on any machine: bf16/fp16 need a GPU, which a dry run does not use
+        overrides += ["--bf16", "false", "--fp16", "false", "--use_cpu", "true"]
+    return _parser().parse_args_and_config(args=["--config", recipe_path, *overrides]), recipe
+
+
+def _flag_value(args: list[str], name: str) -> str | None:
+    for i, a in enumerate(args):
+        if a == f"--{name}":
+            return args[i + 1].lower() if i + 1 < len(args) and not args[i + 1].startswith("--") else "true"
+        if a.startswith(f"--{name}="):
+            return a.split("=", 1)[1].lower()
+    return None
+
+
+def _dataset_paths(script_args: ScriptArguments):
+    raw = script_args.dataset_path
+    if raw is None or "=" not in raw:
+        return raw
+    return dict(item.split("=", 1) for item in raw.split(",") if item)
+
+
+def load_train_dataset(script_args: ScriptArguments, seed: int = 0):
+    """The training dataset a recipe names."""
+    from .data import load_math_dataset
+    from .data.synthetic import synthetic_dataset
+
+    name = script_args.dataset_name
+    if name in ("synthetic_en", "synthetic_zh"):
+        ds = synthetic_dataset(script_args.synthetic_size, language=name[-2:], style=script_args.synthetic_style,
+                               seed=seed, template=script_args.template, num_steps=script_args.synthetic_num_steps,
+                               operand_range=(0, script_args.synthetic_operand_max),
+                               ops=tuple(script_args.synthetic_ops))
+    else:
+        ds = load_math_dataset(name, script_args.dataset_split, path=_dataset_paths(script_args),
+                               template=script_args.template)
+    if script_args.max_train_samples is not None:
+        ds = ds.select(range(min(script_args.max_train_samples, len(ds))))
+    return ds
+
+
+def reward_functions(script_args: ScriptArguments):
+    from .rewards import get_reward_funcs
+
+    options = {}
+    if "accuracy" in script_args.reward_funcs:
+        options["last_number_fallback"] = script_args.reward_last_number_fallback
+    if "format" in script_args.reward_funcs:
+        options["answer_form"] = script_args.answer_form
+    return get_reward_funcs(script_args.reward_funcs, **options)
+
+
+def _accelerate_processes(path: str) -> tuple[int, str]:
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    if not os.path.isfile(path):
+        raise RecipeError(f"the accelerate config {path!r} does not exist")
+    cfg = load_config_from_file(path)
+    zero = (cfg.deepspeed_config or {}).get("zero_stage")
+    kind = f"{cfg.distributed_type}" + (f" ZeRO-{zero}" if zero is not None else "")
+    return int(cfg.num_processes or 1), kind
+
+
+def dry_run(script_args: ScriptArguments, training_args: GRPOConfig, model_args) -> str:
+    """Check what a recipe names without loading weights or data; return a summary."""
+    from .data import DATASETS
+
+    reward_functions(script_args)  # unknown names and options raise here
+    names = script_args.dataset_name.split("+")
+    for n in names:
+        if n not in DATASETS and n not in ("synthetic_en", "synthetic_zh"):
+            raise RecipeError(f"unknown dataset {n!r}; known: {sorted(DATASETS) + ['synthetic_en', 'synthetic_zh']}")
+    if not model_args.model_name_or_path:
+        raise RecipeError("the recipe names no model_name_or_path")
+    processes, kind = (1, "no accelerate config")
+    if script_args.accelerate_config:
+        processes, kind = _accelerate_processes(script_args.accelerate_config)
+    spg = training_args.steps_per_generation
+    batch = training_args.per_device_train_batch_size * processes * spg
+    g = training_args.num_generations
+    if batch % g:
+        raise RecipeError(
+            f"per_device_train_batch_size {training_args.per_device_train_batch_size} x {processes} processes x "
+            f"steps_per_generation {spg} = {batch} completions per generation batch, not a multiple of "
+            f"num_generations ({g})"
+        )
+    return (
+        f"recipe OK: model {model_args.model_name_or_path}; data {script_args.dataset_name}; rewards "
+        f"{script_args.reward_funcs}; {kind} with {processes} process(es): {training_args.per_device_train_batch_size}"
+        f" x {processes} x {spg} = {batch} completions ({batch // g} prompts x {g} generations) per generation "
+        f"batch; loss {training_args.loss_type}, beta {training_args.beta}, kl {training_args.kl_estimator}, "
+        f"lr {training_args.learning_rate}"
+    )
+
+
+def train(argv: list[str]) -> int:
+    (script_args, training_args, model_args), _ = parse_train_args(argv)
+    if script_args.dry_run:
+        print(dry_run(script_args, training_args, model_args))
+        return 0
+
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import get_peft_config, get_quantization_config
+
+    from .trainer import GRPOTrainer
+
+    init = dict(revision=model_args.model_revision,
+                attn_implementation=model_args.attn_implementation, dtype=model_args.dtype)
+    quantization = get_quantization_config(model_args)
+    init.update(training_args.model_init_kwargs or {})
+    training_args.model_init_kwargs = {k: v for k, v in init.items() if v is not None}
+
+    trainer = GRPOTrainer(
+        model=model_args.model_name_or_path,
+        reward_funcs=reward_functions(script_args),
+        args=training_args,
+        train_dataset=load_train_dataset(script_args, seed=training_args.seed),
+        peft_config=get_peft_config(model_args),
+        quantization_config=quantization,
+    )
+    checkpoint = training_args.resume_from_checkpoint
+    if checkpoint is None and os.path.isdir(training_args.output_dir):
+        checkpoint = get_last_checkpoint(training_args.output_dir)
+    if checkpoint is not None:
+        trainer.accelerator.print(f"resuming from {checkpoint}")
+    trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.save_model(training_args.output_dir)
+    from .data import DATASETS
+
+    hub_dataset = DATASETS[script_args.dataset_name].hub_id if script_args.dataset_name in DATASETS else None
+    model_name = training_args.hub_model_id or os.path.basename(os.path.normpath(training_args.output_dir))
+    if trainer.accelerator.is_main_process:
+        trainer.create_model_card(model_name=model_name, dataset_name=hub_dataset, tags=["grpo-ext", "deepseekmath"])
+    if training_args.push_to_hub:
+        trainer.push_to_hub(dataset_name=hub_dataset)
+    plugin = trainer.accelerator.state.deepspeed_plugin
+    engine = f"DeepSpeed ZeRO-{plugin.zero_stage}" if plugin is not None else str(trainer.accelerator.distributed_type)
+    quantized = sum(type(m).__name__ == "Linear4bit" for m in trainer.model.modules())
+    if quantized:
+        engine += f", {quantized} 4-bit linear layers"
+    trainer.accelerator.print(f"trained {trainer.state.global_step} steps ({engine}, "
+                              f"{trainer.accelerator.num_processes} process(es)); model saved to {training_args.output_dir}")
+    return 0
+
+
+# ----- eval ----------------------------------------------------------------------------------
+DEFAULT_EVAL_SPLITS = {"gsm8k": "test", "math": "test", "math500": "test", "cmath": "test", "mgsm_zh": "test"}
+
+
+def evaluate_command(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="grpo-ext eval", description="Evaluate a model on math benchmarks.")
+    p.add_argument("--model", required=True, help="model path or Hub id")
+    p.add_argument("--datasets", default="gsm8k,math500,cmath", help="comma-separated benchmark names")
+    p.add_argument("--dataset_path", action="append", default=[], help="name=path of local files (repeatable)")
+    p.add_argument("--template", default="chat")
+    p.add_argument("--k", type=int, default=1, help="samples for maj@k / pass@k (1: greedy top-1 only)")
+    p.add_argument("--max_new_tokens", type=int, default=1024)
+    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--limit", type=int, default=None, help="evaluate the first N questions of each benchmark")
+    p.add_argument("--use_vllm", action="store_true")
+    p.add_argument("--output_dir", default="grpo-ext-eval")
+    p.add_argument("--compare", default=None, help="a results.json to compare with (before -> after table and PNG)")
+    opts = p.parse_args(argv)
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .data import load_math_dataset
+    from .evaluation import compare_results, evaluate, save_results
+
+    paths = dict(item.split("=", 1) for item in opts.dataset_path)
+    tokenizer = AutoTokenizer.from_pretrained(opts.model)
+    model = opts.model if opts.use_vllm else AutoModelForCausalLM.from_pretrained(opts.model, dtype="auto")
+    results = []
+    for name in [n.strip() for n in opts.datasets.split(",") if n.strip()]:
+        ds = load_math_dataset(name, DEFAULT_EVAL_SPLITS.get(name, "test"), path=paths.get(name), template=opts.template)
+        if opts.limit:
+            ds = ds.select(range(min(opts.limit, len(ds))))
+        results.append(evaluate(model, tokenizer, ds, benchmark=name, k=opts.k, max_new_tokens=opts.max_new_tokens,
+                                batch_size=opts.batch_size, use_vllm=opts.use_vllm))
+    written = save_results(results, opts.output_dir)
+    print(open(written["markdown"], encoding="utf-8").read())
+    if opts.compare:
+        print(compare_results(opts.compare, results, output_dir=opts.output_dir))
+    return 0
+
+
+# ----- demo ----------------------------------------------------------------------------------
+def demo_command(argv: list[str]) -> int:
+    from .demo import DemoConfig, run_demo
+
+    p = argparse.ArgumentParser(prog="grpo-ext demo", description=(
+        "A miniature DeepSeekMath on a tiny local model: warm-up on English + Chinese addition, GRPO on "
+        "English only, accuracy before -> after in both languages."))
+    for f in dataclasses.fields(DemoConfig):
+        if f.name == "progress":
+            continue
+        p.add_argument(f"--{f.name}", type=type(f.default), default=f.default)
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    opts = vars(p.parse_args(argv))
+    quiet = opts.pop("quiet")
+    run_demo(DemoConfig(progress=not quiet, **opts))
+    return 0
+
+
+COMMANDS = {"train": train, "eval": evaluate_command, "demo": demo_command}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        print(__doc__.strip())
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"\nunknown command {argv[0]!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
+            return 2
+        return 0
+    try:
+        return COMMANDS[argv[0]](argv[1:])
+    except RecipeError as err:
+        print(f"grpo-ext {argv[0]}: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

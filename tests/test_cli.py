@@ -1,0 +1,151 @@
+"""The CLI: recipes validate, `grpo-ext train` runs plain / LoRA / QLoRA / under DeepSpeed, resumes,
+writes a model card; clear errors for bad recipes."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from grpo_ext.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = str(ROOT / "recipes" / "tiny" / "grpo.yaml")
+RECIPES = sorted(
+    p for p in glob.glob(str(ROOT / "recipes" / "**" / "*.yaml"), recursive=True)
+    if "model_name_or_path" in yaml.safe_load(open(p))
+)
+ACCELERATE_CONFIGS = sorted(
+    p for p in glob.glob(str(ROOT / "recipes" / "**" / "*.yaml"), recursive=True) if p not in RECIPES
+)
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+       "TORCH_EXTENSIONS_DIR": os.environ.get("TORCH_EXTENSIONS_DIR", os.path.expanduser("~/.cache/grpo-ext-torch-ext"))}
+QUICK = ["--max_steps", "2", "--synthetic_size", "64", "--logging_steps", "1", "--save_strategy", "no"]
+
+
+def run_cli(*args, launcher=(), timeout=900):
+    cmd = [*launcher, "-m", "grpo_ext.cli", *args] if launcher else [sys.executable, "-m", "grpo_ext.cli", *args]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=timeout, cwd=str(ROOT))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out.stdout + out.stderr
+
+
+def test_recipes_are_found():
+    names = {os.path.relpath(p, ROOT) for p in RECIPES}
+    assert {"recipes/deepseek-math-7b-instruct/grpo/outcome.yaml", "recipes/tiny/grpo.yaml"} <= names
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: os.path.relpath(p, ROOT))
+def test_every_recipe_passes_dry_run(recipe, capsys):
+    assert main(["train", recipe, "--dry_run", "true"]) == 0
+    assert "recipe OK" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("config", ACCELERATE_CONFIGS, ids=lambda p: os.path.relpath(p, ROOT))
+def test_accelerate_configs_load(config):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    assert load_config_from_file(config).num_processes >= 1
+
+
+def test_paper_recipe_batch_is_1024_completions(capsys):
+    main(["train", str(ROOT / "recipes/deepseek-math-7b-instruct/grpo/outcome.yaml"), "--dry_run", "true"])
+    assert "16 x 8 x 8 = 1024 completions (16 prompts x 64 generations)" in capsys.readouterr().out
+
+
+def test_unknown_field_message(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model_name_or_path: x\nlearning_rat: 1.0e-6\n")
+    main(["train", str(bad)])
+    err = capsys.readouterr().err
+    assert "unknown field 'learning_rat'" in err and "Did you mean 'learning_rate'?" in err
+
+
+def test_unknown_command_line_field_is_named(capsys):
+    assert main(["train", TINY, "--num_generation", "4"]) == 2
+    assert "Did you mean 'num_generations'?" in capsys.readouterr().err
+
+
+def test_unknown_reward_name_is_rejected(capsys):
+    with pytest.raises(ValueError, match="unknown reward function 'acuracy'"):
+        main(["train", TINY, "--reward_funcs", "acuracy", "--dry_run", "true"])
+
+
+def test_unreadable_recipe_is_reported(tmp_path, capsys):
+    assert main(["train", str(tmp_path / "missing.yaml")]) == 2
+    assert "cannot read the recipe" in capsys.readouterr().err
+
+
+def test_bad_batch_arithmetic_is_explained():
+    with pytest.raises(ValueError, match=r"multiple of num_generations \(8\)"):
+        main(["train", TINY, "--dry_run", "true", "--per_device_train_batch_size", "60"])
+
+
+def test_train_plain_writes_model_and_card(tiny_model_dir, tmp_path):
+    out = tmp_path / "run"
+    log = run_cli("train", TINY, "--model_name_or_path", tiny_model_dir, "--output_dir", str(out), *QUICK)
+    assert "trained 2 steps" in log
+    assert (out / "model.safetensors").exists() and (out / "tokenizer.json").exists()
+    card = (out / "README.md").read_text()
+    assert "grpo-ext" in card and "# Model Card for run" in card
+
+
+def test_train_with_lora_saves_an_adapter(tiny_model_dir, tmp_path):
+    out = tmp_path / "lora"
+    run_cli("train", TINY, "--model_name_or_path", tiny_model_dir, "--output_dir", str(out), *QUICK,
+            "--use_peft", "true", "--lora_r", "4", "--lora_target_modules", "q_proj", "v_proj")
+    assert json.loads((out / "adapter_config.json").read_text())["r"] == 4
+
+
+def test_train_with_qlora_quantizes_the_base_to_4_bit(tiny_model_dir, tmp_path):
+    pytest.importorskip("bitsandbytes")
+    out = tmp_path / "qlora"
+    log = run_cli("train", TINY, "--model_name_or_path", tiny_model_dir, "--output_dir", str(out), *QUICK,
+                  "--use_peft", "true", "--load_in_4bit", "true", "--lora_target_modules", "q_proj", "v_proj")
+    assert "4-bit linear layers" in log and (out / "adapter_model.safetensors").exists()
+
+
+@pytest.mark.parametrize("stage", [2, 3])
+def test_train_under_accelerate_launch_with_deepspeed(tiny_model_dir, tmp_path, stage):
+    pytest.importorskip("deepspeed")
+    out = tmp_path / f"zero{stage}"
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+                str(ROOT / "recipes" / "tiny" / f"zero{stage}_cpu.yaml")]
+    log = run_cli("train", TINY, "--model_name_or_path", tiny_model_dir, "--output_dir", str(out), *QUICK,
+                  launcher=launcher)
+    assert f"DeepSpeed ZeRO-{stage}" in log and (out / "model.safetensors").exists()
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(tiny_model_dir, tmp_path):
+    out = tmp_path / "resume"
+    args = ["train", TINY, "--model_name_or_path", tiny_model_dir, "--output_dir", str(out), "--max_steps", "12",
+            "--synthetic_size", "64", "--save_steps", "4", "--logging_steps", "1"]
+    proc = subprocess.Popen([sys.executable, "-m", "grpo_ext.cli", *args], env=ENV, cwd=str(ROOT),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while not (out / "checkpoint-4" / "trainer_state.json").exists() and proc.poll() is None:
+        assert time.monotonic() < deadline, "no checkpoint was written"
+        time.sleep(0.2)
+    proc.kill()
+    proc.wait()
+    assert not (out / "checkpoint-12").exists(), "the first run finished before it could be interrupted"
+    log = run_cli(*args)
+    assert "resuming from" in log and "checkpoint-" in log
+    state = json.loads((out / "checkpoint-12" / "trainer_state.json").read_text())
+    assert state["global_step"] == 12
+
+
+def test_demo_shortened_run_writes_results_model_and_plots(tmp_path):
+    out = tmp_path / "demo"
+    run_cli("demo", "--output_dir", str(out), "--warmup_steps", "20", "--grpo_steps", "4", "--eval_pairs", "50",
+            "--quiet")
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["in_domain"]) == {"before", "after"} and set(results["out_of_domain"]) == {"before", "after"}
+    assert 0 <= results["in_domain"]["after"] <= 1 and results["wall_seconds"] > 0
+    assert (out / "model" / "model.safetensors").exists()
+    assert (out / "accuracy.png").stat().st_size > 1000 and (out / "reward.png").stat().st_size > 1000
