@@ -1,9 +1,10 @@
-"""``grpo-ext train | eval | demo``: YAML recipes through ``trl.TrlParser``, benchmark evaluation, the CPU demo.
+"""``grpo-ext train | eval | demo | report``: YAML recipes through ``trl.TrlParser``, benchmark evaluation, the CPU demo.
 
     grpo-ext train recipes/tiny/grpo.yaml [--field value ...] [--dry_run true]
     accelerate launch --config_file recipes/accelerate_configs/zero3.yaml -m grpo_ext.cli train RECIPE.yaml
     grpo-ext eval --model PATH --datasets gsm8k,cmath [--dataset_path gsm8k=FILE] [--k 4]
     grpo-ext demo [--output_dir grpo-ext-demo] [--seed 0]
+    grpo-ext report RUN_DIR [OTHER_RUN_DIR]
 """
 
 from __future__ import annotations
@@ -49,6 +50,14 @@ class ScriptArguments:
         default=False, metadata={"help": "accuracy: accept a bare last number when no answer form is found."}
     )
     answer_form: str = field(default="any", metadata={"help": "format: any, boxed, gsm8k, answer_is or chinese."})
+    math_eval_datasets: list[str] | None = field(
+        default=None,
+        metadata={"help": "Benchmarks to evaluate during training with MathEvalCallback (e.g. gsm8k cmath); "
+                          "local files through dataset_path name=path pairs."},
+    )
+    math_eval_steps: int | None = field(default=None, metadata={"help": "Evaluate every N steps (default eval_steps)."})
+    math_eval_limit: int | None = field(default=None, metadata={"help": "Questions per benchmark."})
+    math_eval_k: int = field(default=1, metadata={"help": "Samples for maj@k / pass@k during training (1: top-1)."})
     accelerate_config: str | None = field(
         default=None, metadata={"help": "The accelerate config this recipe is meant for (checked by --dry_run)."}
     )
@@ -124,23 +133,42 @@ def _dataset_paths(script_args: ScriptArguments):
     return dict(item.split("=", 1) for item in raw.split(",") if item)
 
 
-def load_train_dataset(script_args: ScriptArguments, seed: int = 0):
-    """The training dataset a recipe names."""
+SYNTHETIC = ("synthetic_en", "synthetic_zh")
+
+
+def _load_named(script_args: ScriptArguments, name: str, split: str, seed: int, size: int):
     from .data import load_math_dataset
     from .data.synthetic import synthetic_dataset
 
-    name = script_args.dataset_name
-    if name in ("synthetic_en", "synthetic_zh"):
-        ds = synthetic_dataset(script_args.synthetic_size, language=name[-2:], style=script_args.synthetic_style,
-                               seed=seed, template=script_args.template, num_steps=script_args.synthetic_num_steps,
-                               operand_range=(0, script_args.synthetic_operand_max),
-                               ops=tuple(script_args.synthetic_ops))
-    else:
-        ds = load_math_dataset(name, script_args.dataset_split, path=_dataset_paths(script_args),
-                               template=script_args.template)
+    if name in SYNTHETIC:
+        return synthetic_dataset(size, language=name[-2:], style=script_args.synthetic_style, seed=seed,
+                                 template=script_args.template, num_steps=script_args.synthetic_num_steps,
+                                 operand_range=(0, script_args.synthetic_operand_max),
+                                 ops=tuple(script_args.synthetic_ops))
+    paths = _dataset_paths(script_args)
+    if isinstance(paths, dict):
+        paths = {k: v for k, v in paths.items() if k in name.split("+")} or None
+    return load_math_dataset(name, split, path=paths, template=script_args.template)
+
+
+def load_train_dataset(script_args: ScriptArguments, seed: int = 0):
+    """The training dataset a recipe names."""
+    ds = _load_named(script_args, script_args.dataset_name, script_args.dataset_split, seed, script_args.synthetic_size)
     if script_args.max_train_samples is not None:
         ds = ds.select(range(min(script_args.max_train_samples, len(ds))))
     return ds
+
+
+def load_eval_benchmarks(script_args: ScriptArguments, seed: int = 0) -> dict:
+    """The held-out sets MathEvalCallback evaluates (synthetic ones drawn with another seed)."""
+    from .data import DATASETS
+
+    out = {}
+    for name in script_args.math_eval_datasets or []:
+        if name not in DATASETS and name not in SYNTHETIC:
+            raise RecipeError(f"unknown math_eval_datasets entry {name!r}; known: {sorted(DATASETS) + list(SYNTHETIC)}")
+        out[name] = _load_named(script_args, name, "test", seed + 10_000, script_args.math_eval_limit or 200)
+    return out
 
 
 def reward_functions(script_args: ScriptArguments):
@@ -171,9 +199,9 @@ def dry_run(script_args: ScriptArguments, training_args: GRPOConfig, model_args)
 
     reward_functions(script_args)  # unknown names and options raise here
     names = script_args.dataset_name.split("+")
-    for n in names:
-        if n not in DATASETS and n not in ("synthetic_en", "synthetic_zh"):
-            raise RecipeError(f"unknown dataset {n!r}; known: {sorted(DATASETS) + ['synthetic_en', 'synthetic_zh']}")
+    for n in names + list(script_args.math_eval_datasets or []):
+        if n not in DATASETS and n not in SYNTHETIC:
+            raise RecipeError(f"unknown dataset {n!r}; known: {sorted(DATASETS) + list(SYNTHETIC)}")
     if not model_args.model_name_or_path:
         raise RecipeError("the recipe names no model_name_or_path")
     processes, kind = (1, "no accelerate config")
@@ -214,6 +242,16 @@ def train(argv: list[str]) -> int:
     init.update(training_args.model_init_kwargs or {})
     training_args.model_init_kwargs = {k: v for k, v in init.items() if v is not None}
 
+    callbacks = []
+    if script_args.math_eval_datasets:
+        from .callbacks import MathEvalCallback
+
+        callbacks.append(MathEvalCallback(
+            load_eval_benchmarks(script_args, training_args.seed), eval_steps=script_args.math_eval_steps,
+            limit=script_args.math_eval_limit, k=script_args.math_eval_k,
+            max_new_tokens=training_args.max_completion_length or 512,
+            last_number_fallback=script_args.reward_last_number_fallback,
+        ))
     trainer = GRPOTrainer(
         model=model_args.model_name_or_path,
         reward_funcs=reward_functions(script_args),
@@ -221,6 +259,7 @@ def train(argv: list[str]) -> int:
         train_dataset=load_train_dataset(script_args, seed=training_args.seed),
         peft_config=get_peft_config(model_args),
         quantization_config=quantization,
+        callbacks=callbacks or None,
     )
     checkpoint = training_args.resume_from_checkpoint
     if checkpoint is None and os.path.isdir(training_args.output_dir):
@@ -229,6 +268,7 @@ def train(argv: list[str]) -> int:
         trainer.accelerator.print(f"resuming from {checkpoint}")
     trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model(training_args.output_dir)
+    trainer.save_state()  # trainer_state.json beside the model, for `grpo-ext report`
     from .data import DATASETS
 
     hub_dataset = DATASETS[script_args.dataset_name].hub_id if script_args.dataset_name in DATASETS else None
@@ -306,7 +346,26 @@ def demo_command(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": train, "eval": evaluate_command, "demo": demo_command}
+# ----- report --------------------------------------------------------------------------------
+def report_command(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="grpo-ext report", description=(
+        "Curves (reward, benchmark accuracy, KL, length, clipping, zero-variance groups, advantages, learning "
+        "rate) and a summary of a run, from its trainer_state.json; two runs are overlaid."))
+    p.add_argument("run_dirs", nargs="+", help="a training output_dir (two to compare)")
+    p.add_argument("--output", default=None, help="output path without extension (default RUN_DIR/report)")
+    opts = p.parse_args(argv)
+    from .report import make_report
+
+    try:
+        paths = make_report(opts.run_dirs, opts.output)
+    except (FileNotFoundError, ValueError) as err:
+        raise RecipeError(str(err)) from err
+    print(open(paths["markdown"], encoding="utf-8").read())
+    print(f"wrote {paths['png']} and {paths['markdown']}")
+    return 0
+
+
+COMMANDS = {"train": train, "eval": evaluate_command, "demo": demo_command, "report": report_command}
 
 
 def main(argv: list[str] | None = None) -> int:

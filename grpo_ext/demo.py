@@ -10,7 +10,8 @@ domain (Chinese CMATH). In miniature:
 4. GRPO (``grpo_ext.GRPOTrainer``, the paper's loss and KL, ``accuracy_reward``) on the ENGLISH
    form only;
 5. evaluate again and print the paper-style table: in domain (English) and out of domain
-   (Chinese), before -> after.
+   (Chinese), before -> after; write the plots (accuracy before/after, training reward, and the
+   run report of :mod:`grpo_ext.report` with both forms' accuracy during GRPO).
 
 Everything is seeded: the same ``--seed`` gives the same numbers on the same machine.
 """
@@ -98,8 +99,13 @@ def warm_up(cfg: DemoConfig, train_pairs, tokenizer, model):
     return trainer.model
 
 
-def grpo(cfg: DemoConfig, train_pairs, tokenizer, model_path):
-    """GRPO on the English form only, with the paper's loss (grpo), beta and k3 KL."""
+def grpo(cfg: DemoConfig, train_pairs, held, tokenizer, model_path):
+    """GRPO on the English form only, with the paper's loss (grpo), beta and k3 KL.
+
+    A MathEvalCallback follows both forms on up to 200 held-out pairs every tenth of the run
+    (without touching the training RNG stream), for the report's accuracy curves.
+    """
+    from .callbacks import MathEvalCallback
     from .config import GRPOConfig
     from .rewards import get_reward_funcs
     from .trainer import GRPOTrainer
@@ -111,12 +117,17 @@ def grpo(cfg: DemoConfig, train_pairs, tokenizer, model_path):
         beta=cfg.beta, loss_type="grpo", kl_estimator="k3", logging_steps=10, gradient_checkpointing=False,
         model_init_kwargs={"dtype": "float32"}, **_cpu_args(cfg),
     )
+    watch = {lang: Dataset.from_list(_rows(held[:200], lang)) for lang in ("en", "zh")}
+    callback = MathEvalCallback({"english": watch["en"], "chinese": watch["zh"]},
+                                eval_steps=max(1, cfg.grpo_steps // 10), max_new_tokens=4, batch_size=500,
+                                last_number_fallback=True)
     trainer = GRPOTrainer(
         model=model_path,
         reward_funcs=get_reward_funcs(["accuracy"], last_number_fallback=True),
         args=args,
         train_dataset=Dataset.from_list(_rows(train_pairs, "en")),
         processing_class=tokenizer,
+        callbacks=[callback],
     )
     trainer.train()
     return trainer
@@ -124,7 +135,7 @@ def grpo(cfg: DemoConfig, train_pairs, tokenizer, model_path):
 
 def run_demo(cfg: DemoConfig | None = None) -> dict:
     """Run the miniature experiment; returns (and writes to ``output_dir/results.json``) its results."""
-    from .report import plot_reward_curve
+    from .report import make_report, plot_reward_curve
     from .tiny import build_char_tokenizer, build_tiny_model
 
     cfg = cfg or DemoConfig()
@@ -147,12 +158,13 @@ def run_demo(cfg: DemoConfig | None = None) -> dict:
 
     _say(cfg, f"[3/4] GRPO on the English form only: {cfg.grpo_steps} steps")
     t0 = time.time()
-    trainer = grpo(cfg, train_pairs, tokenizer, warm_dir)
+    trainer = grpo(cfg, train_pairs, held, tokenizer, warm_dir)
     t_grpo = time.time() - t0
     model_dir = os.path.join(cfg.output_dir, "model")
     trainer.save_model(model_dir)
     tokenizer.save_pretrained(model_dir)
-    trainer.state.save_to_json(os.path.join(cfg.output_dir, "grpo", "trainer_state.json"))
+    grpo_dir = os.path.join(cfg.output_dir, "grpo")
+    trainer.state.save_to_json(os.path.join(grpo_dir, "trainer_state.json"))
 
     _say(cfg, "[4/4] evaluating again")
     after = _both(trainer.model, tokenizer, held)
@@ -171,6 +183,7 @@ def run_demo(cfg: DemoConfig | None = None) -> dict:
                             title="Miniature DeepSeekMath: GRPO on English only")
     os.replace(os.path.join(cfg.output_dir, "comparison.png"), os.path.join(cfg.output_dir, "accuracy.png"))
     plot_reward_curve(trainer.state.log_history, os.path.join(cfg.output_dir, "reward.png"))
+    make_report([grpo_dir], output=os.path.join(cfg.output_dir, "report"))
     with open(os.path.join(cfg.output_dir, "results.json"), "w", encoding="utf-8") as f:
         json.dump(results, f, indent=2)
     results["table"] = table

@@ -136,8 +136,10 @@ def generate_completions(model, tokenizer, prompts: Sequence[Any], *, num_sample
         return _vllm_generate(model, texts, num_samples, do_sample, temperature, max_new_tokens, seed)
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
+    rng_devices = [device] if device.type == "cuda" else []
     try:
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
+        with torch.random.fork_rng(devices=rng_devices), torch.no_grad():
             torch.manual_seed(seed)
             return _hf_generate(model, tokenizer, texts, not chat, num_samples, do_sample, temperature,
                                 max_new_tokens, batch_size)

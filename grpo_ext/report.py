@@ -1,24 +1,75 @@
-"""Plots of a run from its trainer log history (``trainer_state.json``'s ``log_history``)."""
+"""A run's curves on one PNG page and a markdown summary, from its ``trainer_state.json``.
+
+Works on a finished run (``RUN_DIR/trainer_state.json``) and on one still in progress (the newest
+``RUN_DIR/checkpoint-*/trainer_state.json``); given two runs, overlays them.
+
+    grpo-ext report RUN_DIR [OTHER_RUN_DIR] [--output report]
+"""
 
 from __future__ import annotations
 
+import glob
+import json
+import os
+import re
 from collections.abc import Sequence
+
+#: (panel title, y label, metric keys or key patterns) of the report page, in order.
+PANELS: list[tuple[str, str, list[str]]] = [
+    ("Reward", "mean reward", ["reward", r"rewards/.+/mean"]),
+    ("Benchmark accuracy", "accuracy", [r"eval/.+/(top1|maj@\d+|pass@\d+)"]),
+    ("KL to the reference", "KL", ["kl"]),
+    ("Completion length", "tokens", ["completions/mean_length"]),
+    ("Clipped completions", "share hitting the length cap", ["completions/clipped_ratio"]),
+    ("Zero-variance groups", "frac_reward_zero_std", ["frac_reward_zero_std"]),
+    ("Advantages", "value", ["advantages/mean", "advantages/std", "advantages/frac_zero"]),
+    ("Learning rate", "learning rate", ["learning_rate"]),
+]
+
+
+def find_trainer_state(run_dir: str) -> str:
+    """Path of the run's ``trainer_state.json``: the run's own, else its newest checkpoint's."""
+    if not os.path.isdir(run_dir):
+        raise FileNotFoundError(f"{run_dir!r} is not a directory")
+    direct = os.path.join(run_dir, "trainer_state.json")
+    if os.path.isfile(direct):
+        return direct
+    checkpoints = glob.glob(os.path.join(run_dir, "checkpoint-*", "trainer_state.json"))
+    if checkpoints:
+        return max(checkpoints, key=lambda p: int(re.search(r"checkpoint-(\d+)", p).group(1)))
+    raise FileNotFoundError(
+        f"no trainer_state.json in {run_dir!r}: expected RUN_DIR/trainer_state.json (written at the end of "
+        "training) or RUN_DIR/checkpoint-N/trainer_state.json (written at each save); point at a training "
+        "output_dir, and set save_steps to see a run in progress"
+    )
+
+
+def load_log_history(run_dir: str) -> tuple[list[dict], dict]:
+    with open(find_trainer_state(run_dir), encoding="utf-8") as f:
+        state = json.load(f)
+    return state.get("log_history", []), state
 
 
 def _series(log_history: Sequence[dict], key: str) -> tuple[list[float], list[float]]:
-    rows = [(h["step"], h[key]) for h in log_history if key in h and "step" in h]
+    rows = [(h["step"], h[key]) for h in log_history if key in h and "step" in h
+            and isinstance(h[key], (int, float))]
     return [r[0] for r in rows], [r[1] for r in rows]
 
 
+def _keys(log_history: Sequence[dict], patterns: Sequence[str]) -> list[str]:
+    present = list(dict.fromkeys(k for h in log_history for k in h))
+    return [k for p in patterns for k in present if re.fullmatch(p, k)]
+
+
 def plot_reward_curve(log_history: Sequence[dict], path: str, keys: Sequence[str] | None = None) -> str:
-    """Reward per logged step (total, and each reward function's mean), written as a PNG."""
+    """Reward per logged step (total, and each reward function's mean when there are several)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     if not keys:
-        per_function = sorted({k for h in log_history for k in h if k.startswith("rewards/") and k.endswith("/mean")})
+        per_function = _keys(log_history, [r"rewards/.+/mean"])
         keys = ["reward"] + (per_function if len(per_function) > 1 else [])  # one function: same curve as reward
     fig, ax = plt.subplots(figsize=(6, 3.6))
     plotted = 0
@@ -28,7 +79,7 @@ def plot_reward_curve(log_history: Sequence[dict], path: str, keys: Sequence[str
             ax.plot(steps, values, label=key, linewidth=1.6 if key == "reward" else 1.0)
             plotted += 1
     if not plotted:
-        raise ValueError(f"the log history has none of {keys}: was anything logged (logging_steps)?")
+        raise ValueError(f"the log history has none of {list(keys)}: was anything logged (logging_steps)?")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("mean reward")
     ax.set_title("Training reward")
@@ -39,3 +90,87 @@ def plot_reward_curve(log_history: Sequence[dict], path: str, keys: Sequence[str
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_report(runs: dict[str, Sequence[dict]], path: str) -> str:
+    """One PNG page with a panel per entry of :data:`PANELS`, each run's curves overlaid."""
+    import matplotlib.pyplot as plt
+
+    fig = report_figure(runs)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def report_figure(runs: dict[str, Sequence[dict]]):
+    """The matplotlib figure of :func:`plot_report` (one axes per panel, titled as in :data:`PANELS`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(4, 2, figsize=(12, 13))
+    styles = ["-", "--", ":", "-."]
+    for ax, (title, ylabel, patterns) in zip(axes.flat, PANELS):
+        drawn = 0
+        for r, (run, history) in enumerate(runs.items()):
+            for key in _keys(history, patterns):
+                steps, values = _series(history, key)
+                if steps:
+                    label = key if len(runs) == 1 else f"{run}: {key}"
+                    ax.plot(steps, values, styles[r % len(styles)], label=label, linewidth=1.2,
+                            marker="o" if len(steps) < 15 else None, markersize=3)
+                    drawn += 1
+        ax.set_title(title)
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if drawn:
+            ax.legend(frameon=False, fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "not logged in this run", ha="center", va="center", transform=ax.transAxes,
+                    color="gray")
+        ax.spines[["top", "right"]].set_visible(False)
+    fig.suptitle("grpo-ext run report: " + " vs ".join(runs), fontsize=13)
+    fig.tight_layout()
+    return fig
+
+
+def summary_markdown(runs: dict[str, tuple[Sequence[dict], dict]]) -> str:
+    """Start, best and final value of each reported metric; steps and wall time of each run."""
+    lines = []
+    for run, (history, state) in runs.items():
+        runtime = next((h["train_runtime"] for h in reversed(history) if "train_runtime" in h), None)
+        wall = f"{runtime:.0f} s" if runtime is not None else "in progress"
+        lines += [f"## {run}", "", f"steps: {state.get('global_step', 0)} of {state.get('max_steps', '?')}; "
+                  f"wall time: {wall}", "", "| metric | start | best | final |", "|---|---|---|---|"]
+        for _, _, patterns in PANELS:
+            for key in _keys(history, patterns):
+                _, values = _series(history, key)
+                if not values:
+                    continue
+                lower_is_better = key in ("kl", "completions/clipped_ratio", "frac_reward_zero_std")
+                best = min(values) if lower_is_better else max(values)
+                lines.append(f"| {key} | {values[0]:.4g} | {best:.4g} | {values[-1]:.4g} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def make_report(run_dirs: Sequence[str], output: str | None = None) -> dict[str, str]:
+    """Write ``<output>.png`` (curves) and ``<output>.md`` (summary) for one run or a comparison of two.
+
+    ``output`` defaults to ``RUN_DIR/report``.
+    """
+    if not 1 <= len(run_dirs) <= 2:
+        raise ValueError(f"give one run directory, or two to compare; got {len(run_dirs)}")
+    runs = {}
+    for d in run_dirs:
+        name = os.path.basename(os.path.normpath(d))
+        runs[name if name not in runs else d] = load_log_history(d)
+    output = output or os.path.join(run_dirs[0], "report")
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    png = plot_report({k: v[0] for k, v in runs.items()}, output + ".png")
+    md = output + ".md"
+    with open(md, "w", encoding="utf-8") as f:
+        f.write(summary_markdown(runs))
+    return {"png": png, "markdown": md}

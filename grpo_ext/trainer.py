@@ -43,6 +43,9 @@ class GRPOTrainer(trl.GRPOTrainer):
         self._rewards_per_func: torch.Tensor | None = None
         self._capture_logps = False
         self._captured_logps: torch.Tensor | None = None
+        for callback in self.callback_handler.callbacks:  # e.g. grpo_ext.callbacks.MathEvalCallback
+            if callable(getattr(callback, "bind", None)) and getattr(callback, "trainer", False) is None:
+                callback.bind(self)
 
     # ----- advantages -------------------------------------------------------------------------
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):

@@ -140,6 +140,19 @@ def test_interrupted_run_resumes_from_its_checkpoint(tiny_model_dir, tmp_path):
     assert state["global_step"] == 12
 
 
+def test_report_command_on_a_trained_run(tiny_model_dir, tmp_path):
+    out = tmp_path / "run"
+    run_cli("train", TINY, "--model_name_or_path", tiny_model_dir, "--output_dir", str(out), *QUICK,
+            "--math_eval_datasets", "synthetic_en", "--math_eval_limit", "8", "--math_eval_steps", "1")
+    log = run_cli("report", str(out))
+    assert "| eval/synthetic_en/top1 |" in log and (out / "report.png").exists()
+
+
+def test_report_command_without_a_run_explains(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "no trainer_state.json" in capsys.readouterr().err
+
+
 def test_demo_shortened_run_writes_results_model_and_plots(tmp_path):
     out = tmp_path / "demo"
     run_cli("demo", "--output_dir", str(out), "--warmup_steps", "20", "--grpo_steps", "4", "--eval_pairs", "50",
@@ -149,3 +162,4 @@ def test_demo_shortened_run_writes_results_model_and_plots(tmp_path):
     assert 0 <= results["in_domain"]["after"] <= 1 and results["wall_seconds"] > 0
     assert (out / "model" / "model.safetensors").exists()
     assert (out / "accuracy.png").stat().st_size > 1000 and (out / "reward.png").stat().st_size > 1000
+    assert (out / "report.png").stat().st_size > 1000 and "eval/english/top1" in (out / "report.md").read_text()
