@@ -20,7 +20,9 @@ install_requires = [
 ]
 
 extras = {
-    "test": ["pytest>=8", "pytest-timeout", "bitsandbytes>=0.45", "psutil"],
+    # the test suite also builds the docs (mkdocs build --strict) and runs their snippets
+    "test": ["pytest>=8", "pytest-timeout", "bitsandbytes>=0.45", "psutil", "mkdocs>=1.6", "mkdocs-material>=9.5",
+             "mkdocstrings[python]>=0.26"],
     "qlora": ["bitsandbytes>=0.45"],
     # deepspeed ships as a source archive that imports torch to build: install it with
     # `pip install --no-build-isolation deepspeed`, or pip builds it against a fresh (CUDA) torch
