@@ -98,8 +98,11 @@ def test_train_plain_writes_model_and_card(tiny_model_dir, tmp_path):
 def test_train_with_lora_saves_an_adapter(tiny_model_dir, tmp_path):
     out = tmp_path / "lora"
     run_cli("train", TINY, "--model_name_or_path", tiny_model_dir, "--output_dir", str(out), *QUICK,
-            "--use_peft", "true", "--lora_r", "4", "--lora_target_modules", "q_proj", "v_proj")
+            "--use_peft", "true", "--lora_r", "4", "--lora_target_modules", "q_proj", "v_proj",
+            "--math_eval_datasets", "synthetic_zh", "--math_eval_limit", "8", "--math_eval_steps", "1")
     assert json.loads((out / "adapter_config.json").read_text())["r"] == 4
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    assert [h["step"] for h in history if "eval/synthetic_zh/top1" in h] == [0, 1, 2]  # the callback under PEFT
 
 
 def test_train_with_qlora_quantizes_the_base_to_4_bit(tiny_model_dir, tmp_path):
@@ -117,8 +120,11 @@ def test_train_under_accelerate_launch_with_deepspeed(tiny_model_dir, tmp_path, 
     launcher = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
                 str(ROOT / "recipes" / "tiny" / f"zero{stage}_cpu.yaml")]
     log = run_cli("train", TINY, "--model_name_or_path", tiny_model_dir, "--output_dir", str(out), *QUICK,
+                  "--math_eval_datasets", "synthetic_en", "--math_eval_limit", "8", "--math_eval_steps", "1",
                   launcher=launcher)
     assert f"DeepSpeed ZeRO-{stage}" in log and (out / "model.safetensors").exists()
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    assert [h["step"] for h in history if "eval/synthetic_en/top1" in h] == [0, 1, 2]  # parameters gathered
 
 
 def test_interrupted_run_resumes_from_its_checkpoint(tiny_model_dir, tmp_path):

@@ -115,6 +115,36 @@ def test_callers_memory_stays_bounded():
     assert process.memory_info().rss - before < 200 * 2**20
 
 
+def test_workers_run_under_the_memory_cap():
+    from grpo_ext.verify.sandbox import VerifierPool
+
+    pool = VerifierPool(num_workers=1, timeout=TIMEOUT, memory_mb=512)
+    try:
+        assert pool.run([("\\sqrt{4}", "2")]) == ["equal"]
+        limits = open(f"/proc/{pool._workers[0].proc.pid}/limits").read()
+        line = next(l for l in limits.splitlines() if l.startswith("Max address space"))
+        assert line.split()[3] == str(512 * 2**20)
+    finally:
+        pool.close()
+
+
+def test_a_worker_that_dies_mid_request_is_replaced():
+    import os
+    import signal
+
+    from grpo_ext.verify.sandbox import VerifierPool
+
+    pool = VerifierPool(num_workers=1, timeout=TIMEOUT)
+    try:
+        pool.run([("1", "1")])
+        os.kill(pool._workers[0].proc.pid, signal.SIGKILL)  # as the kernel would on running out of memory
+        assert pool.run([("\\sqrt{4}", "2")]) in (["not_equal"], ["equal"])
+        assert pool.run([("\\sqrt{9}", "3")]) == ["equal"]
+        assert pool.stats.worker_restarts >= 1
+    finally:
+        pool.close()
+
+
 def test_timeouts_are_counted():
     verify.reset_stats()
     accuracy_reward([RESOURCE_BOMBS["slow_polynomial"]], answer=["x^2+1"])

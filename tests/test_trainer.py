@@ -78,6 +78,17 @@ def test_k3_matches_stock_trl_step_for_step(tiny_model_dir, tiny_tokenizer, addi
         torch.testing.assert_close(p, q, msg=name)
 
 
+def test_k3_matches_stock_trl_with_gradient_accumulation(tiny_model_dir, tiny_tokenizer, addition_dataset, tmp_path):
+    kw = dict(per_device_train_batch_size=4, gradient_accumulation_steps=2, max_steps=2)
+    ours = make_trainer(tiny_model_dir, tiny_tokenizer, addition_dataset, tmp_path / "ours", **kw)
+    ours.train()
+    stock = make_trainer(tiny_model_dir, tiny_tokenizer, addition_dataset, tmp_path / "trl", cls=trl.GRPOTrainer,
+                         config_cls=trl.GRPOConfig, **kw)
+    stock.train()
+    for (name, p), q in zip(ours.model.named_parameters(), stock.model.parameters()):
+        torch.testing.assert_close(p, q, msg=name)
+
+
 @pytest.mark.parametrize(
     "estimator, expected",
     [
@@ -116,3 +127,22 @@ def test_loss_uses_the_configured_kl_estimator(tiny_model_dir, tiny_tokenizer, a
 def test_trl_config_is_accepted_with_k3(tiny_model_dir, tiny_tokenizer, addition_dataset, tmp_path):
     trainer = make_trainer(tiny_model_dir, tiny_tokenizer, addition_dataset, tmp_path, config_cls=trl.GRPOConfig)
     assert trainer.kl_estimator == "k3"
+
+
+def test_two_processes_train_exactly_like_stock_trl(tiny_model_dir, tmp_path):
+    # rewards gathered across processes, advantages recomputed, each process keeps its slice (gloo, CPU)
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(__file__), "_two_process_check.py")
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", script,
+                          tiny_model_dir, str(tmp_path)], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT ")), None)
+    assert line is not None, out.stdout[-2000:] + out.stderr[-3000:]
+    result = json.loads(line[len("RESULT "):])
+    assert result["processes"] == 2
+    assert result["ours"] == pytest.approx(result["trl"], rel=1e-4, abs=1e-7) and len(result["ours"]) == 3
+    assert result["same_parameters"]
