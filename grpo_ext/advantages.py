@@ -1,4 +1,4 @@
-"""Group-relative advantages of DeepSeekMath's GRPO (Shao et al., 2024, section 4.1.2).
+"""Group-relative advantages of DeepSeekMath's GRPO (Shao et al., 2024, sections 4.1.2 and 4.1.3).
 
 Pure tensor functions, no trainer state. A batch holds ``n_groups`` groups of ``group_size``
 completions of the same prompt, stored contiguously: rows ``[g * G, (g + 1) * G)`` are group g.
@@ -91,3 +91,59 @@ def outcome_advantages(rewards: torch.Tensor, group_size: int, scale: str = "gro
         adv = centred
     adv = adv.reshape(-1)
     return torch.where(zero_variance_mask(rewards, group_size), torch.zeros_like(adv), adv)
+
+
+def process_advantages(
+    step_rewards: list[list[float]],
+    step_ends: list[list[int]],
+    group_size: int,
+    completion_length: int,
+) -> torch.Tensor:
+    r"""Process-supervision advantages (paper, section 4.1.3), one per token.
+
+    Every step reward of a group is normalised with the mean and std (Bessel-corrected, ``1e-4``
+    added) of ALL step rewards of that group, :math:`\tilde r = (r - \mathrm{mean}(R)) / \mathrm{std}(R)`;
+    token t of output i gets :math:`\hat A_{i,t} = \sum_{index(j) \ge t} \tilde r_i^{index(j)}`, the sum
+    over its own step and all later ones.
+
+    Args:
+        step_rewards: for each of the B outputs (groups of ``group_size`` contiguous), its step
+            rewards in order; NaN marks a step that could not be scored (left out of the statistics,
+            contributes 0).
+        step_ends: for each output, the 0-based index within the completion of the last token of
+            each step, strictly ascending, below ``completion_length``.
+        group_size: outputs per prompt (G).
+        completion_length: T, the padded completion length.
+
+    Returns:
+        ``(B, T)`` advantages: 0 after an output's last step end, 0 for an output with no steps,
+        and 0 everywhere in a group whose scorable step rewards are all equal (or fewer than two).
+    """
+    n = len(step_rewards)
+    if len(step_ends) != n:
+        raise ValueError(f"got step rewards for {n} outputs but step ends for {len(step_ends)}")
+    if group_size < 1 or n % group_size != 0:
+        raise ValueError(f"the number of outputs ({n}) must be a multiple of group_size ({group_size})")
+    for i, (rewards, ends) in enumerate(zip(step_rewards, step_ends)):
+        if len(rewards) != len(ends):
+            raise ValueError(f"output {i} has {len(rewards)} step rewards but {len(ends)} step ends")
+        if any(b <= a for a, b in zip(ends, ends[1:])) or any(e < 0 or e >= completion_length for e in ends):
+            raise ValueError(
+                f"output {i}: step ends {ends} must be strictly ascending token indices in [0, {completion_length})"
+            )
+    out = torch.zeros(n, completion_length)
+    for g in range(0, n, group_size):
+        flat = torch.tensor([r for rewards in step_rewards[g : g + group_size] for r in rewards], dtype=torch.float32)
+        valid = ~torch.isnan(flat)
+        if valid.sum() < 2 or flat[valid].max() == flat[valid].min():
+            continue
+        mean, std, _ = _masked_mean_std(flat, valid, dim=None)
+        for i in range(g, g + group_size):
+            if not step_rewards[i]:
+                continue
+            r = torch.tensor(step_rewards[i], dtype=torch.float32)
+            normalised = torch.where(torch.isnan(r), torch.zeros_like(r), (r - mean) / (std + STD_EPS))
+            at_ends = torch.zeros(completion_length)
+            at_ends[torch.tensor(step_ends[i])] = normalised
+            out[i] = at_ends.flip(0).cumsum(0).flip(0)  # sum over the steps ending at or after each token
+    return out
