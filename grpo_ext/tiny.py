@@ -38,7 +38,7 @@ def default_charset() -> str:
 
 def _restore_char_pipeline(tok: PreTrainedTokenizerFast) -> PreTrainedTokenizerFast:
     backend = tok.backend_tokenizer
-    backend.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")  # every character, newlines too
     backend.decoder = decoders.Fuse()
     backend.normalizer = None
     tok.pad_token, tok.eos_token, tok.unk_token = PAD, EOS, UNK
