@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from transformers import PreTrainedTokenizerBase
+
 
 def _prefix_length(tokenizer, ids: Sequence[int], k: int, cache: dict[int, int]) -> int:
     if k not in cache:
@@ -30,7 +32,8 @@ def _token_holding(tokenizer, ids: Sequence[int], char_index: int, cache: dict[i
     return lo
 
 
-def segment_steps(completion_ids: Sequence[int], tokenizer, separator: str = "\n") -> tuple[list[str], list[int]]:
+def segment_steps(completion_ids: Sequence[int], tokenizer: PreTrainedTokenizerBase,
+                  separator: str = "\n") -> tuple[list[str], list[int]]:
     """The steps of a completion and, for each, the 0-based index of its last token.
 
     Args:
