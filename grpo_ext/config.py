@@ -34,6 +34,17 @@ class GRPOConfig(_TRLGRPOConfig):
             ``log r = log pi_ref - log pi_theta``: ``"k3"`` = ``r - log r - 1`` (the paper's, eq. 4;
             unbiased and always positive), ``"k2"`` = ``(log r)^2 / 2``, ``"k1"`` = ``-log r``.
 
+    Parameters that control the supervision:
+        supervision (`str`, *optional*, defaults to `"outcome"`):
+            ``"outcome"``: one reward per completion (``reward_funcs``). ``"process"``: also a reward per
+            reasoning step (``process_reward``); the token advantages are the outcome advantage plus
+            the process advantage (paper, section 4.1.3).
+        process_reward (`str`, *optional*, defaults to `"step_check"`):
+            The process reward by name (``grpo_ext.rewards.process``), unless the trainer is given
+            ``process_reward_funcs``.
+        step_separator (`str`, *optional*, defaults to `"\\n"`):
+            Text between reasoning steps: ``"\\n"`` (a step per line) or ``"\\n\\n"``.
+
     Defaults of the inherited fields are TRL's (``loss_type="dapo"``, ``beta=0.0``), so a config
     means the same in both libraries; :meth:`from_paper` returns DeepSeekMath-RL's settings.
     """
@@ -47,6 +58,17 @@ class GRPOConfig(_TRLGRPOConfig):
         },
     )
 
+    supervision: str = field(
+        default="outcome",
+        metadata={"help": "'outcome' (a reward per completion) or 'process' (also a reward per reasoning step; the "
+                          "token advantage is the outcome advantage plus the process advantage).",
+                  "choices": ["outcome", "process"]},
+    )
+    process_reward: str = field(
+        default="step_check", metadata={"help": "Process reward by name (grpo_ext.rewards.process), for 'process'."}
+    )
+    step_separator: str = field(default="\n", metadata={"help": "Text between reasoning steps: '\\n' or '\\n\\n'."})
+
     def __post_init__(self):
         # Checked before TRL's own __post_init__ so the user sees what is wrong in our terms, at config
         # time, rather than deep inside training.
@@ -57,6 +79,10 @@ class GRPOConfig(_TRLGRPOConfig):
             )
         if self.kl_estimator not in KL_ESTIMATORS:
             raise ValueError(f"kl_estimator must be one of {list(KL_ESTIMATORS)}, got {self.kl_estimator!r}.")
+        if self.supervision not in ("outcome", "process"):
+            raise ValueError(f"supervision must be 'outcome' or 'process', got {self.supervision!r}.")
+        if not self.step_separator:
+            raise ValueError("step_separator must be a non-empty string, e.g. '\\n' (a step per line) or '\\n\\n'.")
         if self.use_liger_kernel and self.beta > 0 and self.kl_estimator != "k3":
             raise ValueError(
                 f"kl_estimator={self.kl_estimator!r} cannot be used with use_liger_kernel=True: Liger's fused GRPO loss "

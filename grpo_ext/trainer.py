@@ -12,7 +12,7 @@ from typing import Any
 import torch
 import trl
 
-from .advantages import outcome_advantages
+from .advantages import outcome_advantages, process_advantages
 from .config import GRPOConfig
 from .losses import aggregate_token_loss, kl_penalty
 
@@ -30,15 +30,32 @@ class GRPOTrainer(trl.GRPOTrainer):
     Takes the same arguments as ``trl.GRPOTrainer``; ``args`` should be a :class:`grpo_ext.GRPOConfig`
     (a ``trl.GRPOConfig`` is accepted and gets the defaults of our fields).
 
+    With ``args.supervision="process"`` each completion is also cut into reasoning steps
+    (``args.step_separator``), a process reward scores every step, and token t of completion i gets
+    the outcome advantage plus :math:`\sum_{index(j) \ge t} \tilde r_i^{index(j)}` (step rewards
+    normalised over the whole group, gathered from all processes first). Process rewards come from
+    ``process_reward_funcs`` (functions ``f(completions, steps, **columns) -> list[list[float]]``,
+    summed step by step) or, by default, ``args.process_reward`` by name.
+
     Logged beside TRL's metrics: ``advantages/mean``, ``advantages/std``, ``advantages/frac_zero``
-    (share of completions whose advantage is exactly 0), over the whole generation batch of all
-    processes.
+    (share of completions whose outcome advantage is exactly 0), over the whole generation batch of
+    all processes; with process supervision ``process/steps_per_completion``,
+    ``process/step_reward_mean`` and ``process/frac_steps_correct`` (step reward above 0.5).
     """
 
     _tag_names = ["trl", "grpo", "grpo-ext"]
 
-    def __init__(self, *args: Any, **kwargs: Any):
+    def __init__(self, *args: Any, process_reward_funcs: list | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
+        self.supervision = getattr(self.args, "supervision", "outcome")
+        self.process_reward_funcs = None
+        if self.supervision == "process":
+            from .rewards.process import get_process_reward
+
+            self.process_reward_funcs = list(process_reward_funcs or [get_process_reward(self.args.process_reward)])
+        elif process_reward_funcs:
+            raise ValueError("process_reward_funcs were given but args.supervision is 'outcome'; set "
+                             "supervision='process' to use them")
         self.kl_estimator = getattr(self.args, "kl_estimator", "k3")
         self._rewards_per_func: torch.Tensor | None = None
         self._capture_logps = False
@@ -78,7 +95,45 @@ class GRPOTrainer(trl.GRPOTrainer):
         self._metrics[mode]["advantages/mean"].append(all_advantages.mean().item())
         self._metrics[mode]["advantages/std"].append(all_advantages.std().item() if all_advantages.numel() > 1 else 0.0)
         self._metrics[mode]["advantages/frac_zero"].append((all_advantages == 0).float().mean().item())
+        if self.supervision == "process":
+            output["advantages"] = output["advantages"].unsqueeze(1) + self._process_token_advantages(
+                inputs, output, group_size, mode)
         return output
+
+    def _process_token_advantages(self, inputs, output, group_size: int, mode: str) -> torch.Tensor:
+        """``(B_local, T)`` process advantages; step rewards are gathered so each group is normalised whole."""
+        from accelerate.utils import gather_object
+
+        from .rewards.steps import segment_steps
+
+        tokenizer = getattr(self.processing_class, "tokenizer", self.processing_class)
+        ids, mask = output["completion_ids"], output["completion_mask"]
+        sequences = [row[m.bool()].tolist() for row, m in zip(ids, mask)]
+        segments = [segment_steps(seq, tokenizer, self.args.step_separator) for seq in sequences]
+        steps = [s for s, _ in segments]
+        texts = tokenizer.batch_decode(sequences, skip_special_tokens=True)
+        columns = {k: [x[k] for x in inputs] for k in inputs[0] if k not in ("prompt", "completion", "completion_ids")}
+        step_rewards = [[0.0] * len(s) for s in steps]
+        for func in self.process_reward_funcs:
+            scores = func(completions=texts, steps=steps, prompts=[x.get("prompt") for x in inputs], **columns)
+            name = getattr(func, "__name__", type(func).__name__)
+            if len(scores) != len(steps) or any(len(r) != len(s) for r, s in zip(scores, steps)):
+                raise ValueError(f"the process reward {name!r} must return one list of step rewards per completion, "
+                                 "with one reward per step")
+            step_rewards = [[a + float(b) for a, b in zip(acc, row)] for acc, row in zip(step_rewards, scores)]
+
+        all_rewards = gather_object(step_rewards)
+        all_ends = gather_object([e for _, e in segments])
+        length = max([e[-1] + 1 for e in all_ends if e] + [ids.size(1)])
+        advantages = process_advantages(all_rewards, all_ends, group_size, length)
+        start = self.accelerator.process_index * len(inputs)
+        local = advantages[start : start + len(inputs), : ids.size(1)].to(ids.device)
+
+        flat = [r for row in all_rewards for r in row]
+        self._metrics[mode]["process/steps_per_completion"].append(len(flat) / max(len(all_rewards), 1))
+        self._metrics[mode]["process/step_reward_mean"].append(sum(flat) / len(flat) if flat else 0.0)
+        self._metrics[mode]["process/frac_steps_correct"].append(sum(r > 0.5 for r in flat) / len(flat) if flat else 0.0)
+        return local
 
     # ----- KL estimator -----------------------------------------------------------------------
     def _get_per_token_logps_and_entropies(self, *args, **kwargs):

@@ -1,0 +1,55 @@
+"""Process rewards: one reward per reasoning step, ``f(completions, steps, **columns) -> list[list[float]]``.
+
+``steps[i]`` are the step texts of completion i (:func:`grpo_ext.rewards.steps.segment_steps`); a
+process reward returns one float per step, in order.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from .. import verify
+from ..data.synthetic import check_step
+from ..verify.sandbox import EQUAL
+
+ProcessRewardFunc = Callable[..., list]
+
+
+def step_check_reward(completions: list[Any], steps: list[list[str]], answer: list[str | None] | None = None,
+                      **kwargs: Any) -> list[list[float]]:
+    """The programmatic step checker of the synthetic arithmetic tasks.
+
+    A step ``"a op b = c"`` scores 1.0 when the arithmetic is right, else 0.0; any other step is
+    read as a final answer (``#### N``, ``答案是 N``, a bare number) and scores 1.0 when it is
+    equivalent to the gold ``answer``, else 0.0.
+    """
+    if len(steps) != len(completions):
+        raise ValueError(f"got {len(completions)} completions but steps for {len(steps)}")
+    rewards: list[list[float]] = []
+    finals: list[tuple[int, int, str | None, str | None]] = []
+    for i, completion_steps in enumerate(steps):
+        row = []
+        for j, step in enumerate(completion_steps):
+            ok = check_step(step)
+            if ok is None:
+                gold = answer[i] if answer is not None else None
+                finals.append((i, j, verify.extract_answer(step, last_number_fallback=True), gold))
+                row.append(0.0)
+            else:
+                row.append(1.0 if ok else 0.0)
+        rewards.append(row)
+    scorable = [f for f in finals if f[3] is not None]
+    verdicts = verify.judge([f[2] for f in scorable], [str(f[3]) for f in scorable]) if scorable else []
+    for (i, j, _, _), verdict in zip(scorable, verdicts):
+        rewards[i][j] = 1.0 if verdict == EQUAL else 0.0
+    return rewards
+
+
+_PROCESS_REWARDS: dict[str, ProcessRewardFunc] = {"step_check": step_check_reward}
+
+
+def get_process_reward(name: str) -> ProcessRewardFunc:
+    """The process reward called ``name`` (``step_check``)."""
+    if name not in _PROCESS_REWARDS:
+        raise ValueError(f"unknown process reward {name!r}; known: {sorted(_PROCESS_REWARDS)}")
+    return _PROCESS_REWARDS[name]

@@ -1,0 +1,75 @@
+"""Process supervision in the trainer: step rewards, per-token advantages, metrics."""
+
+import pytest
+import torch
+
+from grpo_ext import GRPOTrainer
+from grpo_ext.advantages import process_advantages
+from grpo_ext.rewards.process import get_process_reward, step_check_reward
+from grpo_ext.rewards.steps import segment_steps
+from tests.conftest import cpu_grpo_args, digit_share_reward
+
+
+def test_step_checker_scores_equations_and_the_final_answer():
+    steps = [["5 + 3 = 8", "8 * 2 = 17", "#### 16"], ["5 + 3 = 8", "答案是 8"]]
+    assert step_check_reward(["", ""], steps, answer=["16", "9"]) == [[1.0, 0.0, 1.0], [1.0, 0.0]]
+
+
+def test_unknown_process_reward_is_rejected():
+    with pytest.raises(ValueError, match="unknown process reward 'steps'"):
+        get_process_reward("steps")
+
+
+def digit_steps(completions, steps, **kwargs):
+    """Per step: share of digit characters (varies within groups even for a random model)."""
+    return [[sum(c.isdigit() for c in s) / max(len(s), 1) for s in row] for row in steps]
+
+
+class Recorder:
+    """Keeps what the trainer computed, to compare with process_advantages by hand."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, completions, steps, **kwargs):
+        rewards = digit_steps(completions, steps)
+        self.calls.append((completions, steps, rewards))
+        return rewards
+
+
+def test_token_advantages_are_outcome_plus_process(tiny_model_dir, tiny_tokenizer, addition_dataset, tmp_path):
+    recorder = Recorder()
+    args = cpu_grpo_args(tmp_path, supervision="process", max_steps=1, max_completion_length=8, reward_weights=[0.0])
+    trainer = GRPOTrainer(model=tiny_model_dir, reward_funcs=digit_share_reward, args=args,
+                          train_dataset=addition_dataset, processing_class=tiny_tokenizer,
+                          process_reward_funcs=[recorder])
+    trainer.model.train()
+    batch = [addition_dataset[i] for i in range(2) for _ in range(4)]
+    output = trainer._generate_and_score_completions(batch)
+    completions, steps, rewards = recorder.calls[-1]
+    ids, mask = output["completion_ids"], output["completion_mask"]
+    ends = [segment_steps(row[m.bool()].tolist(), tiny_tokenizer)[1] for row, m in zip(ids, mask)]
+    expected = process_advantages(rewards, ends, 4, ids.size(1))
+    assert output["advantages"].shape == ids.shape
+    torch.testing.assert_close(output["advantages"], expected)  # outcome weight 0: the process part alone
+
+
+def test_process_training_moves_the_policy_and_logs_metrics(tiny_model_dir, tiny_tokenizer, addition_dataset,
+                                                            tmp_path):
+    args = cpu_grpo_args(tmp_path, supervision="process", max_completion_length=8)
+    trainer = GRPOTrainer(model=tiny_model_dir, reward_funcs=digit_share_reward, args=args,
+                          train_dataset=addition_dataset, processing_class=tiny_tokenizer,
+                          process_reward_funcs=[digit_steps])
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.train()
+    assert any(not torch.equal(before[n], p) for n, p in trainer.model.named_parameters())
+    logged = trainer.state.log_history[0]
+    assert {"process/steps_per_completion", "process/step_reward_mean", "process/frac_steps_correct"} <= logged.keys()
+    assert logged["process/steps_per_completion"] >= 1
+
+
+def test_process_funcs_without_process_supervision_are_rejected(tiny_model_dir, tiny_tokenizer, addition_dataset,
+                                                                tmp_path):
+    with pytest.raises(ValueError, match="supervision='process'"):
+        GRPOTrainer(model=tiny_model_dir, reward_funcs=digit_share_reward, args=cpu_grpo_args(tmp_path),
+                    train_dataset=addition_dataset, processing_class=tiny_tokenizer, process_reward_funcs=[digit_steps])
