@@ -73,3 +73,35 @@ def test_process_funcs_without_process_supervision_are_rejected(tiny_model_dir, 
     with pytest.raises(ValueError, match="supervision='process'"):
         GRPOTrainer(model=tiny_model_dir, reward_funcs=digit_share_reward, args=cpu_grpo_args(tmp_path),
                     train_dataset=addition_dataset, processing_class=tiny_tokenizer, process_reward_funcs=[digit_steps])
+
+
+def test_process_reward_model_scores_each_step_from_a_local_path(tiny_model_dir, tiny_tokenizer):
+    from grpo_ext.rewards.models import ProcessRewardModel
+
+    prm = ProcessRewardModel(tiny_model_dir, step_tag="#", good_token="+", bad_token="-")
+    head = prm.model.get_output_embeddings().weight
+    with torch.no_grad():
+        head[prm.bad_id] = head[prm.good_id]  # equal label logits: every step must score exactly 0.5
+    rewards = prm(["", ""], [["1+2=3", "3+4=7"], ["5"]], prompts=["1+2+4=", [{"role": "user", "content": "5="}]])
+    assert rewards == [[0.5, 0.5], [0.5]]
+
+
+def test_process_reward_model_reads_the_good_label_probability(tiny_model_dir, tiny_tokenizer):
+    from grpo_ext.rewards.models import ProcessRewardModel
+
+    prm = ProcessRewardModel(tiny_model_dir, step_tag="#")
+    (rewards,) = prm([""], [["1+2=3", "3+4=8"]], prompts=["1+2+4="])
+    text = "1+2+4= 1+2=3 #\n3+4=8 #\n"
+    ids = tiny_tokenizer(text, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        logits = prm.model(input_ids=ids).logits[0]
+    tags = (ids[0] == prm.tag_id).nonzero().flatten()
+    expected = logits[tags][:, [prm.good_id, prm.bad_id]].softmax(-1)[:, 0].tolist()
+    assert rewards == pytest.approx(expected, abs=1e-6)
+
+
+def test_process_reward_model_needs_single_token_labels(tiny_model_dir):
+    from grpo_ext.rewards.models import ProcessRewardModel
+
+    with pytest.raises(ValueError, match="step_tag 'ки' must be one token"):
+        ProcessRewardModel(tiny_model_dir)  # the character tokenizer has no 'ки'
