@@ -169,3 +169,17 @@ def test_demo_shortened_run_writes_results_model_and_plots(tmp_path):
     assert (out / "model" / "model.safetensors").exists()
     assert (out / "accuracy.png").stat().st_size > 1000 and (out / "reward.png").stat().st_size > 1000
     assert (out / "report.png").stat().st_size > 1000 and "eval/english/top1" in (out / "report.md").read_text()
+
+
+def test_eval_command_writes_results_and_a_comparison(tiny_model_dir, tmp_path):
+    data = tmp_path / "gsm8k.jsonl"
+    data.write_text("".join(json.dumps({"question": f"{a}+{a}=", "answer": f"#### {2 * a}"}) + "\n" for a in range(3)))
+    out = tmp_path / "eval"
+    args = ["eval", "--model", tiny_model_dir, "--datasets", "gsm8k", "--dataset_path", f"gsm8k={data}",
+            "--template", "raw", "--max_new_tokens", "4", "--k", "2", "--output_dir", str(out)]
+    log = run_cli(*args)
+    assert "| benchmark | n | top1 | maj@2 | pass@2 |" in log and "| gsm8k | 3 |" in log
+    results = json.loads((out / "results.json").read_text())
+    assert results[0]["benchmark"] == "gsm8k" and len(results[0]["records"]) == 3
+    log = run_cli(*args[:-1], str(tmp_path / "again"), "--compare", str(out / "results.json"))
+    assert "| gsm8k |" in log and (tmp_path / "again" / "comparison.png").exists()
