@@ -7,7 +7,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from .evaluation import _summarise, generate_completions, score_samples
+from .evaluation import summarise, generate_completions, score_samples
 
 
 def _load_benchmarks(benchmarks, paths, template, limit):
@@ -109,7 +109,7 @@ class MathEvalCallback(TrainerCallback):
                 if acc.is_main_process:
                     golds = [str(a) for a in ds["answer"]]
                     records = score_samples(greedy, sampled, golds, self.k, self.last_number_fallback)
-                    for key, value in _summarise(records, self.k).items():
+                    for key, value in summarise(records, self.k).items():
                         if key != "n":
                             metrics[f"eval/{name}/{key}"] = value
         return metrics

@@ -183,7 +183,8 @@ def score_samples(greedy: Sequence[str] | None, samples: Sequence[Sequence[str]]
     return records
 
 
-def _summarise(records: list[dict], k: int) -> dict[str, float]:
+def summarise(records: list[dict], k: int) -> dict[str, float]:
+    """Accuracies (top1, maj@k, pass@k) over records of :func:`score_samples`, with their count n."""
     out: dict[str, float] = {"n": len(records)}
     if records and "top1" in records[0]:
         out["top1"] = sum(r["top1"] for r in records) / len(records)
@@ -233,9 +234,9 @@ def evaluate(model, tokenizer, dataset, *, benchmark: str | None = None, k: int 
             values = dataset[col]
             for value in sorted({v for v in values if v is not None}, key=str):
                 subset = [r for r, v in zip(records, values) if v == value]
-                by.setdefault(col, {})[str(value)] = _summarise(subset, k)
+                by.setdefault(col, {})[str(value)] = summarise(subset, k)
     name = benchmark or (dataset["source"][0] if "source" in dataset.column_names else "dataset")
-    result = {"benchmark": name, "k": k, "metrics": _summarise(records, k), "by": by}
+    result = {"benchmark": name, "k": k, "metrics": summarise(records, k), "by": by}
     if keep_samples:
         result["records"] = records
     return result

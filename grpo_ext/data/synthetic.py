@@ -109,34 +109,37 @@ def generate_problems(
     return problems
 
 
-def _word_en(p: Problem) -> tuple[str, str]:
-    name, item = _EN_NAMES[p.name % len(_EN_NAMES)], _ITEMS[p.item][0]
-    sentences = [f"{name} has {p.start} {item}."]
-    for op, b in p.ops:
-        if op == "+":
-            sentences.append(f"Then {name} gets {b} more {item}.")
-        elif op == "-":
-            sentences.append(f"Then {name} gives away {b} {item}.")
-        else:
-            sentences.append(f"Then the number of {item} becomes {b} times as many.")
-    sentences.append(f"How many {item} does {name} have now?")
-    solution = "\n".join(p.equations() + [f"#### {p.answer}"])
-    return " ".join(sentences), solution
+# per language: names, item index in _ITEMS, sentence joiner, phrases, final-answer line
+_WORD_FORMS = {
+    "en": {
+        "names": _EN_NAMES, "item": 0, "join": " ",
+        "start": "{name} has {n} {item}.",
+        "+": "Then {name} gets {b} more {item}.",
+        "-": "Then {name} gives away {b} {item}.",
+        "*": "Then the number of {item} becomes {b} times as many.",
+        "question": "How many {item} does {name} have now?",
+        "final": "#### {answer}",
+    },
+    "zh": {
+        "names": _ZH_NAMES, "item": 1, "join": "",
+        "start": "{name}有{n}个{item}。",
+        "+": "他又得到了{b}个。",
+        "-": "他送出{b}个。",
+        "*": "然后{item}变成原来的{b}倍。",
+        "question": "{name}现在有多少个{item}？",
+        "final": "答案是 {answer}",
+    },
+}
 
 
-def _word_zh(p: Problem) -> tuple[str, str]:
-    name, item = _ZH_NAMES[p.name % len(_ZH_NAMES)], _ITEMS[p.item][1]
-    sentences = [f"{name}有{p.start}个{item}。"]
-    for op, b in p.ops:
-        if op == "+":
-            sentences.append(f"他又得到了{b}个。")
-        elif op == "-":
-            sentences.append(f"他送出{b}个。")
-        else:
-            sentences.append(f"然后{item}变成原来的{b}倍。")
-    sentences.append(f"{name}现在有多少个{item}？")
-    solution = "\n".join(p.equations() + [f"答案是 {p.answer}"])
-    return "".join(sentences), solution
+def _word(p: Problem, language: str) -> tuple[str, str]:
+    form = _WORD_FORMS[language]
+    name, item = form["names"][p.name % len(form["names"])], _ITEMS[p.item][form["item"]]
+    sentences = [form["start"].format(name=name, n=p.start, item=item)]
+    sentences += [form[op].format(name=name, b=b, item=item) for op, b in p.ops]
+    sentences.append(form["question"].format(name=name, item=item))
+    solution = "\n".join(p.equations() + [form["final"].format(answer=p.answer)])
+    return form["join"].join(sentences), solution
 
 
 def _compact(p: Problem, language: str) -> tuple[str, str]:
@@ -154,7 +157,7 @@ def render(problem: Problem, language: str = "en", style: str = "word") -> tuple
     if style == "compact":
         return _compact(problem, language)
     if style == "word":
-        return _word_zh(problem) if language == "zh" else _word_en(problem)
+        return _word(problem, language)
     raise ValueError(f"style must be 'word' or 'compact', got {style!r}")
 
 

@@ -64,9 +64,11 @@ def clear_cache() -> None:
         _cache.clear()
 
 
-def _count(field: str, n: int = 1) -> None:
+def _count(**increments: int) -> None:
+    """Add to several counters under one lock acquisition."""
     with _lock:
-        setattr(_stats, field, getattr(_stats, field) + n)
+        for field, n in increments.items():
+            setattr(_stats, field, getattr(_stats, field) + n)
 
 
 def _gold_is_sane(gold: str) -> bool:
@@ -97,6 +99,7 @@ def _judge_many(pairs: list[tuple[str, str]]) -> list[str]:
     verdicts: list[str | None] = [None] * len(pairs)
     to_sandbox: dict[tuple[str, str], list[int]] = {}
     lists: list[tuple[int, list[str], list[str]]] = []
+    fast = rejected = 0
     for i, (pred, gold) in enumerate(pairs):
         with _lock:
             cached = _cache.get((pred, gold))
@@ -108,7 +111,7 @@ def _judge_many(pairs: list[tuple[str, str]]) -> list[str]:
             continue
         verdict = _fast_verdict(pred, gold)
         if verdict is not None:
-            _count("fast_path")
+            fast += 1
             verdicts[i] = verdict
             continue
         gold_items, pred_items = as_unordered_list(gold), as_unordered_list(pred)
@@ -119,7 +122,7 @@ def _judge_many(pairs: list[tuple[str, str]]) -> list[str]:
                 lists.append((i, pred_items, gold_items))
             continue
         if symbolic_rejection(pred) is not None and symbolic_rejection(gold) is None:
-            _count("rejected")
+            rejected += 1
             verdicts[i] = NOT_EQUAL
             continue
         to_sandbox.setdefault((pred, gold), []).append(i)
@@ -136,13 +139,15 @@ def _judge_many(pairs: list[tuple[str, str]]) -> list[str]:
 
     if to_sandbox:
         keys = list(to_sandbox)
-        _count("symbolic", len(keys))
+        timeouts = 0
         for key, verdict in zip(keys, get_pool().run(keys)):
             if verdict == TIMEOUT:
-                _count("timeouts")
+                timeouts += 1
                 verdict = NOT_EQUAL
             for i in to_sandbox[key]:
                 verdicts[i] = verdict
+        _count(symbolic=len(keys), timeouts=timeouts)
+    _count(fast_path=fast, rejected=rejected)
 
     with _lock:
         for pair, verdict in zip(pairs, verdicts):
@@ -181,8 +186,7 @@ def judge(predictions: list[str | None], golds: list[str | None]) -> list[str]:
         for p, g in zip(predictions, golds)
     ]
     verdicts = _judge_many(pairs)
-    _count("verifications", len(pairs))
-    _count("unparseable_golds", sum(v == GOLD_UNPARSEABLE for v in verdicts))
+    _count(verifications=len(pairs), unparseable_golds=sum(v == GOLD_UNPARSEABLE for v in verdicts))
     return verdicts
 
 
