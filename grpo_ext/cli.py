@@ -58,6 +58,26 @@ class ScriptArguments:
     math_eval_steps: int | None = field(default=None, metadata={"help": "Evaluate every N steps (default eval_steps)."})
     math_eval_limit: int | None = field(default=None, metadata={"help": "Questions per benchmark."})
     math_eval_k: int = field(default=1, metadata={"help": "Samples for maj@k / pass@k during training (1: top-1)."})
+    iterative: bool = field(
+        default=False,
+        metadata={"help": "Iterative RL (DeepSeekMath algorithm 1): the policy's reward includes an outcome reward model "
+                          "that is retrained on fresh policy samples between GRPO stages (grpo_ext.iterative)."},
+    )
+    reward_model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "iterative: the outcome reward model (a sequence classifier, or a causal LM whose body gets a "
+                          "fresh one-output head, as the paper initialises its RM from the SFT model)."},
+    )
+    iterations: int = field(default=2, metadata={"help": "iterative: number of iterations."})
+    iteration_steps: int = field(default=500, metadata={"help": "iterative: GRPO steps per iteration."})
+    rm_questions: int = field(default=2000, metadata={"help": "iterative: training questions the RM's samples come from."})
+    rm_samples: int = field(default=4, metadata={"help": "iterative: completions sampled per question for the RM."})
+    rm_steps: int = field(default=200, metadata={"help": "iterative: RM training steps per iteration."})
+    rm_initial_steps: int = field(default=0, metadata={"help": "iterative: RM steps before the first iteration."})
+    rm_learning_rate: float = field(default=2e-5, metadata={"help": "iterative: the RM's learning rate."})
+    rm_batch_size: int = field(default=16, metadata={"help": "iterative: RM texts per step and per forward pass."})
+    rm_lora_r: int = field(default=0, metadata={"help": "iterative: LoRA rank of the RM's adapter (0: train it fully)."})
+    replay_ratio: float = field(default=0.1, metadata={"help": "iterative: share of replayed history (paper: 0.1)."})
     accelerate_config: str | None = field(
         default=None, metadata={"help": "The accelerate config this recipe is meant for (checked by --dry_run)."}
     )
@@ -179,6 +199,10 @@ def reward_functions(script_args: ScriptArguments):
         options["last_number_fallback"] = script_args.reward_last_number_fallback
     if "format" in script_args.reward_funcs:
         options["answer_form"] = script_args.answer_form
+    if not script_args.reward_funcs:
+        if script_args.iterative:
+            return []  # the reward model alone, as in the paper
+        raise RecipeError("reward_funcs is empty: name at least one reward function (e.g. [accuracy])")
     return get_reward_funcs(script_args.reward_funcs, **options)
 
 
@@ -198,12 +222,21 @@ def dry_run(script_args: ScriptArguments, training_args: GRPOConfig, model_args)
     from .data import DATASETS
 
     reward_functions(script_args)  # unknown names and options raise here
+    if training_args.supervision == "process":
+        from .rewards.process import check_process_reward
+
+        try:
+            check_process_reward(training_args.process_reward)
+        except ValueError as err:
+            raise RecipeError(str(err)) from None
     names = script_args.dataset_name.split("+")
     for n in names + list(script_args.math_eval_datasets or []):
         if n not in DATASETS and n not in SYNTHETIC:
             raise RecipeError(f"unknown dataset {n!r}; known: {sorted(DATASETS) + list(SYNTHETIC)}")
     if not model_args.model_name_or_path:
         raise RecipeError("the recipe names no model_name_or_path")
+    if script_args.iterative and not script_args.reward_model_name_or_path:
+        raise RecipeError("iterative: true needs reward_model_name_or_path (the outcome reward model to keep training)")
     processes, kind = (1, "no accelerate config")
     if script_args.accelerate_config:
         processes, kind = _accelerate_processes(script_args.accelerate_config)
@@ -221,7 +254,11 @@ def dry_run(script_args: ScriptArguments, training_args: GRPOConfig, model_args)
         f"{script_args.reward_funcs}; {kind} with {processes} process(es): {training_args.per_device_train_batch_size}"
         f" x {processes} x {spg} = {batch} completions ({batch // g} prompts x {g} generations) per generation "
         f"batch; loss {training_args.loss_type}, beta {training_args.beta}, kl {training_args.kl_estimator}, "
-        f"lr {training_args.learning_rate}"
+        f"lr {training_args.learning_rate}; supervision {training_args.supervision}"
+        + (f" ({training_args.process_reward})" if training_args.supervision == "process" else "")
+        + f"; zero-variance groups {training_args.zero_variance_groups}"
+        + (f"; iterative RL: {script_args.iterations} x {script_args.iteration_steps} steps, reward model "
+           f"{script_args.reward_model_name_or_path}, replay {script_args.replay_ratio}" if script_args.iterative else "")
     )
 
 
@@ -252,11 +289,14 @@ def train(argv: list[str]) -> int:
             max_new_tokens=training_args.max_completion_length or 512,
             last_number_fallback=script_args.reward_last_number_fallback,
         ))
+    train_dataset = load_train_dataset(script_args, seed=training_args.seed)
+    if script_args.iterative:
+        return train_iterative(script_args, training_args, model_args, train_dataset, callbacks)
     trainer = GRPOTrainer(
         model=model_args.model_name_or_path,
         reward_funcs=reward_functions(script_args),
         args=training_args,
-        train_dataset=load_train_dataset(script_args, seed=training_args.seed),
+        train_dataset=train_dataset,
         peft_config=get_peft_config(model_args),
         quantization_config=quantization,
         callbacks=callbacks or None,
@@ -284,6 +324,72 @@ def train(argv: list[str]) -> int:
         engine += f", {quantized} 4-bit linear layers"
     trainer.accelerator.print(f"trained {trainer.state.global_step} steps ({engine}, "
                               f"{trainer.accelerator.num_processes} process(es)); model saved to {training_args.output_dir}")
+    return 0
+
+
+def load_reward_model(script_args: ScriptArguments, max_length: int = 2048):
+    """The iterative loop's outcome reward model: a sequence classifier with one output (optionally LoRA)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from .rewards.models import OutcomeRewardModel
+
+    path = script_args.reward_model_name_or_path
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype="auto")
+    if script_args.rm_lora_r:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=script_args.rm_lora_r, lora_alpha=2 * script_args.rm_lora_r,
+                                                 target_modules="all-linear", task_type="SEQ_CLS"))
+    return OutcomeRewardModel(model, tokenizer, learning_rate=script_args.rm_learning_rate,
+                              batch_size=script_args.rm_batch_size,
+                              max_length=max_length)
+
+
+def train_iterative(script_args, training_args, model_args, train_dataset, callbacks) -> int:
+    """``grpo-ext train`` with ``iterative: true``: :class:`grpo_ext.iterative.IterativeGRPO` around the recipe."""
+    import copy
+
+    from trl import get_peft_config
+
+    from .iterative import IterativeConfig, IterativeGRPO
+    from .trainer import GRPOTrainer
+
+    named = reward_functions(script_args)
+    held = min(script_args.rm_questions, max(len(train_dataset) // 10, 2))
+    questions = train_dataset.shuffle(seed=training_args.seed).select(range(held))
+
+    def factory(model, reward_model, output_dir):
+        args = copy.deepcopy(training_args)
+        args.output_dir = output_dir
+        return GRPOTrainer(model=model, reward_funcs=[reward_model, *named], args=args, train_dataset=train_dataset,
+                           peft_config=get_peft_config(model_args) if isinstance(model, str) else None,
+                           callbacks=callbacks or None)
+
+    rm = load_reward_model(script_args, 1024 + (training_args.max_completion_length or 512))
+    loop = IterativeGRPO(factory, model_args.model_name_or_path, rm, questions,
+                         IterativeConfig(
+                             output_dir=training_args.output_dir, iterations=script_args.iterations,
+                             policy_steps=script_args.iteration_steps, rm_samples=script_args.rm_samples,
+                             rm_steps=script_args.rm_steps, initial_rm_steps=script_args.rm_initial_steps,
+                             replay_ratio=script_args.replay_ratio,
+                             max_new_tokens=training_args.max_completion_length or 512,
+                             temperature=training_args.temperature,
+                             last_number_fallback=script_args.reward_last_number_fallback, seed=training_args.seed))
+    log = loop.run()
+    if loop.trainer is None:
+        print(f"iterative RL: the run in {training_args.output_dir} had already finished ({len(log)} reward-model updates)")
+        return 0
+    final = os.path.join(training_args.output_dir, "model")
+    loop.trainer.save_model(final)
+    if loop.trainer.accelerator.is_main_process:
+        loop.trainer.processing_class.save_pretrained(final)
+        loop.trainer.save_state()
+    loop.trainer.accelerator.print(f"iterative RL: {len(log)} reward-model updates; policy saved to {final}")
+    if training_args.push_to_hub:
+        loop.trainer.push_to_hub()
     return 0
 
 
@@ -330,19 +436,32 @@ def evaluate_command(argv: list[str]) -> int:
 
 # ----- demo ----------------------------------------------------------------------------------
 def demo_command(argv: list[str]) -> int:
-    from .demo import DemoConfig, run_demo
+    from .demo import PROCESS_DEFAULTS, SUPERVISIONS, DemoConfig, run_demo
 
     p = argparse.ArgumentParser(prog="grpo-ext demo", description=(
         "A miniature DeepSeekMath on a tiny local model: warm-up on English + Chinese addition, GRPO on "
-        "English only, accuracy before -> after in both languages."))
+        "English only, accuracy before -> after in both languages. --supervision process: a two-step task with "
+        "the paper's process supervision (step rewards), step correctness reported too (defaults then: "
+        + ", ".join(f"{k} {v}" for k, v in PROCESS_DEFAULTS.items()) + ")."))
     for f in dataclasses.fields(DemoConfig):
-        if f.name == "progress":
+        if f.name in ("progress", "supervision"):
             continue
-        p.add_argument(f"--{f.name}", type=type(f.default), default=f.default)
+        kind = _flag if isinstance(f.default, bool) else type(f.default)
+        p.add_argument(f"--{f.name}", type=kind, default=None, help=f"default {f.default}")
+    p.add_argument("--supervision", choices=list(SUPERVISIONS), default="outcome")
     p.add_argument("--quiet", action="store_true", help="no progress output")
-    opts = vars(p.parse_args(argv))
+    opts = {k: v for k, v in vars(p.parse_args(argv)).items() if v is not None}
     quiet = opts.pop("quiet")
-    run_demo(DemoConfig(progress=not quiet, **opts))
+    run_demo(DemoConfig.for_supervision(progress=not quiet, **opts))
+    return 0
+
+
+def _flag(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
     return 0
 
 

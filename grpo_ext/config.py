@@ -45,6 +45,17 @@ class GRPOConfig(_TRLGRPOConfig):
         step_separator (`str`, *optional*, defaults to `"\\n"`):
             Text between reasoning steps: ``"\\n"`` (a step per line) or ``"\\n\\n"``.
 
+    Parameters that control groups whose rewards are all equal (their advantage is 0):
+        zero_variance_groups (`str`, *optional*, defaults to `"keep"`):
+            ``"keep"``: train on them as TRL does (they move only the KL term). ``"skip"``: leave
+            them out of the reference pass and of the loss's forward and backward; with ``beta=0``
+            the update is the same as ``"keep"``'s, with ``beta>0`` the KL penalty is estimated on
+            the kept rows only. ``"resample"`` (DAPO's dynamic sampling): generate more groups from
+            fresh prompts until the batch holds as many informative groups as it has groups, or
+            ``max_resample_rounds`` rounds are spent.
+        max_resample_rounds (`int`, *optional*, defaults to `4`):
+            Extra generation rounds per batch at most, for ``"resample"``.
+
     Defaults of the inherited fields are TRL's (``loss_type="dapo"``, ``beta=0.0``), so a config
     means the same in both libraries; :meth:`from_paper` returns DeepSeekMath-RL's settings.
     """
@@ -69,6 +80,18 @@ class GRPOConfig(_TRLGRPOConfig):
     )
     step_separator: str = field(default="\n", metadata={"help": "Text between reasoning steps: '\\n' or '\\n\\n'."})
 
+    zero_variance_groups: str = field(
+        default="keep",
+        metadata={"help": "Groups whose rewards are all equal: 'keep' (train on them, as TRL), 'skip' (leave them out "
+                          "of the reference pass and the loss; same update as 'keep' when beta=0) or 'resample' "
+                          "(generate more groups until the batch is full of informative ones, DAPO's dynamic "
+                          "sampling).",
+                  "choices": ["keep", "skip", "resample"]},
+    )
+    max_resample_rounds: int = field(
+        default=4, metadata={"help": "Extra generation rounds per batch at most, for zero_variance_groups='resample'."}
+    )
+
     def __post_init__(self):
         # Checked before TRL's own __post_init__ so the user sees what is wrong in our terms, at config
         # time, rather than deep inside training.
@@ -87,6 +110,16 @@ class GRPOConfig(_TRLGRPOConfig):
             raise ValueError(
                 f"kl_estimator={self.kl_estimator!r} cannot be used with use_liger_kernel=True: Liger's fused GRPO loss "
                 "computes its own k3 KL. Use kl_estimator='k3' or turn off use_liger_kernel."
+            )
+        if self.zero_variance_groups not in ("keep", "skip", "resample"):
+            raise ValueError(f"zero_variance_groups must be 'keep', 'skip' or 'resample', got {self.zero_variance_groups!r}.")
+        if self.max_resample_rounds < 0:
+            raise ValueError(f"max_resample_rounds ({self.max_resample_rounds}) must be >= 0.")
+        if self.zero_variance_groups != "keep" and self.multi_objective_aggregation == "normalize_then_sum":
+            raise ValueError(
+                f"zero_variance_groups={self.zero_variance_groups!r} needs multi_objective_aggregation="
+                "'sum_then_normalize': with 'normalize_then_sum' the advantages are re-centred over the whole batch, "
+                "so a group whose rewards are all equal still has non-zero advantages and cannot be dropped."
             )
         if self.beta < 0:
             raise ValueError(

@@ -68,18 +68,10 @@ def load_char_tokenizer(path: str | os.PathLike) -> PreTrainedTokenizerFast:
     return _restore_char_pipeline(tok)
 
 
-def build_tiny_model(
-    tokenizer: PreTrainedTokenizerFast,
-    hidden_size: int = 128,
-    num_layers: int = 4,
-    num_heads: int = 4,
-    max_position_embeddings: int = 256,
-    seed: int = 0,
-) -> LlamaForCausalLM:
-    """A randomly initialised Llama-architecture causal LM sized for ``tokenizer`` (about 1.1M parameters)."""
-    import torch
-
-    config = LlamaConfig(
+def tiny_config(tokenizer: PreTrainedTokenizerFast, hidden_size: int = 128, num_layers: int = 4, num_heads: int = 4,
+                max_position_embeddings: int = 256) -> LlamaConfig:
+    """The tiny Llama configuration for ``tokenizer``'s vocabulary."""
+    return LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,
         intermediate_size=hidden_size * 4,
@@ -92,6 +84,32 @@ def build_tiny_model(
         bos_token_id=tokenizer.eos_token_id,
         tie_word_embeddings=False,
     )
+
+
+def build_tiny_reward_model(tokenizer: PreTrainedTokenizerFast, seed: int = 0, **sizes):
+    """A randomly initialised tiny Llama sequence classifier with one output: an outcome reward model's body."""
+    import torch
+    from transformers import LlamaForSequenceClassification
+
+    config = tiny_config(tokenizer, **sizes)
+    config.num_labels = 1
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return LlamaForSequenceClassification(config)
+
+
+def build_tiny_model(
+    tokenizer: PreTrainedTokenizerFast,
+    hidden_size: int = 128,
+    num_layers: int = 4,
+    num_heads: int = 4,
+    max_position_embeddings: int = 256,
+    seed: int = 0,
+) -> LlamaForCausalLM:
+    """A randomly initialised Llama-architecture causal LM sized for ``tokenizer`` (about 1.1M parameters)."""
+    import torch
+
+    config = tiny_config(tokenizer, hidden_size, num_layers, num_heads, max_position_embeddings)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = LlamaForCausalLM(config)

@@ -7,12 +7,15 @@ the parent for everything else (generation, vLLM, PEFT, DeepSpeed, logging, chec
 
 from __future__ import annotations
 
+import logging
+import random
 from typing import Any
 
 import torch
 import trl
 
-from .advantages import outcome_advantages, process_advantages
+from .advantages import outcome_advantages, process_advantages, zero_variance_mask
+from .batching import check_text_only, concat_rows, num_rows, pad_rows, select_rows, trim_padding
 from .config import GRPOConfig
 from .losses import aggregate_token_loss, kl_penalty
 
@@ -41,6 +44,12 @@ class GRPOTrainer(trl.GRPOTrainer):
     (share of completions whose outcome advantage is exactly 0), over the whole generation batch of
     all processes; with process supervision ``process/steps_per_completion``,
     ``process/step_reward_mean`` and ``process/frac_steps_correct`` (step reward above 0.5).
+
+    With ``args.zero_variance_groups="skip"`` the groups whose rewards are all equal (advantage 0
+    for every token) leave the batch before the reference pass and the loss; with ``"resample"``
+    more groups are generated from fresh prompts until the batch is full of informative ones.
+    Logged: ``zero_variance/frac_skipped``, ``zero_variance/resample_rounds``,
+    ``zero_variance/tokens_saved``, ``zero_variance/frac_filled``.
     """
 
     _tag_names = ["trl", "grpo", "grpo-ext"]
@@ -53,11 +62,18 @@ class GRPOTrainer(trl.GRPOTrainer):
             from .rewards.process import get_process_reward
 
             self.process_reward_funcs = list(process_reward_funcs or [get_process_reward(self.args.process_reward)])
+            for func in self.process_reward_funcs:  # e.g. ProcessRewardModel: score on this process's device
+                if isinstance(getattr(func, "model", None), torch.nn.Module):
+                    func.model = func.model.to(self.accelerator.device)
         elif process_reward_funcs:
             raise ValueError("process_reward_funcs were given but args.supervision is 'outcome'; set "
                              "supervision='process' to use them")
         self.kl_estimator = getattr(self.args, "kl_estimator", "k3")
         self._rewards_per_func: torch.Tensor | None = None
+        self._zero_variance: torch.Tensor | None = None  # (B_total,) of the batch just scored
+        self._step_rewards: list[list[float]] | None = None
+        self._resample_calls = 0
+        self._rng_after_shuffle: torch.Tensor | None = None
         self._capture_logps = False
         self._captured_logps: torch.Tensor | None = None
         for callback in self.callback_handler.callbacks:  # e.g. grpo_ext.callbacks.MathEvalCallback
@@ -72,10 +88,15 @@ class GRPOTrainer(trl.GRPOTrainer):
         return rewards_per_func
 
     def _generate_and_score_completions(self, inputs):
+        mode = "train" if self.model.training else "eval"
+        if mode == "eval" or getattr(self.args, "zero_variance_groups", "keep") == "keep":
+            return self._score_batch(inputs, mode)
+        return self._informative_batch(inputs)
+
+    def _score_batch(self, inputs, mode: str):
         # Overriding the whole 600-line parent to change ~20 lines of it would fork TRL; instead let it
         # run, then recompute the advantages from the same gathered rewards with our function.
         output = super()._generate_and_score_completions(inputs)
-        mode = "train" if self.model.training else "eval"
         group_size = self.num_generations if mode == "train" else self.num_generations_eval
         rewards_per_func, self._rewards_per_func = self._rewards_per_func, None
 
@@ -84,6 +105,7 @@ class GRPOTrainer(trl.GRPOTrainer):
             rewards = (rewards_per_func * weights).nansum(dim=1)
             rewards[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan  # unscorable: out of the baseline
             all_advantages = outcome_advantages(rewards, group_size, scale=self.scale_rewards)
+            self._zero_variance = zero_variance_mask(rewards, group_size)
             local = len(inputs)
             start = self.accelerator.process_index * local
             output["advantages"] = all_advantages[start : start + local].to(output["advantages"].dtype)
@@ -91,6 +113,7 @@ class GRPOTrainer(trl.GRPOTrainer):
             # "normalize_then_sum" normalises each reward function per group, then the sum per batch:
             # TRL's own advantages are kept for it.
             all_advantages = self.accelerator.gather(output["advantages"])
+            self._zero_variance = None  # batch-centred advantages: no group can be dropped (config refuses it)
 
         self._metrics[mode]["advantages/mean"].append(all_advantages.mean().item())
         self._metrics[mode]["advantages/std"].append(all_advantages.std().item() if all_advantages.numel() > 1 else 0.0)
@@ -98,6 +121,8 @@ class GRPOTrainer(trl.GRPOTrainer):
         if self.supervision == "process":
             output["advantages"] = output["advantages"].unsqueeze(1) + self._process_token_advantages(
                 inputs, output, group_size, mode)
+            if self._zero_variance is not None:  # a group is flat only if its step rewards are flat too
+                self._zero_variance &= _flat_step_groups(self._step_rewards, group_size).to(self._zero_variance.device)
         return output
 
     def _process_token_advantages(self, inputs, output, group_size: int, mode: str) -> torch.Tensor:
@@ -123,6 +148,7 @@ class GRPOTrainer(trl.GRPOTrainer):
             step_rewards = [[a + float(b) for a, b in zip(acc, row)] for acc, row in zip(step_rewards, scores)]
 
         all_rewards = gather_object(step_rewards)
+        self._step_rewards = all_rewards
         all_ends = gather_object([e for _, e in segments])
         length = max([e[-1] + 1 for e in all_ends if e] + [ids.size(1)])
         advantages = process_advantages(all_rewards, all_ends, group_size, length)
@@ -135,6 +161,147 @@ class GRPOTrainer(trl.GRPOTrainer):
         self._metrics[mode]["process/frac_steps_correct"].append(sum(r > 0.5 for r in flat) / len(flat) if flat else 0.0)
         return local
 
+    # ----- zero-variance groups ---------------------------------------------------------------
+    def _prepare_inputs(self, generation_batch):
+        self._rng_after_shuffle = None
+        inputs = super()._prepare_inputs(generation_batch)
+        if self._rng_after_shuffle is not None:
+            # The parent shuffled the kept rows with torch.randperm(len): leave the RNG where shuffling the
+            # full batch would have, so "skip" samples exactly the completions "keep" samples.
+            torch.set_rng_state(self._rng_after_shuffle)
+            self._rng_after_shuffle = None
+        return inputs
+
+    def _informative_batch(self, inputs):
+        """The local batch without zero-variance groups ("skip"), refilled from fresh prompts ("resample").
+
+        Every process ends with the same number of rows (padding rows: loss mask and advantage 0), a
+        multiple of ``steps_per_generation``, so all run the same forward/backward calls (DDP and
+        DeepSpeed hang otherwise). The reference pass is deferred until the kept rows are known.
+        """
+        mode, group_size = "train", self.num_generations
+        local, rank = len(inputs), self.accelerator.process_index
+        beta, self.beta = self.beta, 0.0  # the parent then skips its reference pass; done below on kept rows
+        try:
+            rounds = [self._score_batch(inputs, mode)]
+            flat = [self._zero_variance]
+            check_text_only(rounds[0])
+            needed = flat[0].numel() // group_size
+            have = int((~flat[0][::group_size]).sum())
+            extra = 0
+            if self.args.zero_variance_groups == "resample":
+                self._resample_calls += 1
+                while have < needed and extra < self.args.max_resample_rounds:
+                    extra += 1
+                    rounds.append(self._score_batch(self._fresh_inputs(local, extra), mode))
+                    flat.append(self._zero_variance)
+                    have += int((~flat[-1][::group_size]).sum())
+        finally:
+            self.beta = beta
+
+        # Keep informative groups in order of generation, up to the number of groups of one batch.
+        parts, budget, kept_tokens, all_tokens = [], needed, 0, 0
+        for batch, zero in zip(rounds, flat):
+            groups = ~zero[::group_size]
+            take = groups & (groups.cumsum(0) <= budget)
+            budget -= int(take.sum())
+            rows = take.repeat_interleave(group_size)[rank * local:(rank + 1) * local]
+            parts.append(select_rows(batch, rows.nonzero().flatten().cpu()))
+            mask = batch["completion_mask"] * batch.get("tool_mask", 1)
+            kept_tokens += (mask * rows.unsqueeze(1).to(mask.device)).sum()
+            all_tokens += mask.sum()
+        pad_id = self._tokenizer.pad_token_id
+        kept = concat_rows(parts, pad_id)
+        n_real = num_rows(kept)
+        spg = self.args.steps_per_generation
+        most = int(self.accelerator.gather(torch.tensor([n_real], device=self.accelerator.device)).max())
+        target = max(spg, -(-most // spg) * spg)
+        kept["zero_variance_real"] = torch.ones(n_real, device=self.accelerator.device)
+        template = dict(rounds[0], zero_variance_real=torch.ones(local, device=self.accelerator.device))
+        kept = trim_padding(pad_rows(kept, target, template, pad_id))
+
+        totals = self.accelerator.gather(torch.stack([kept_tokens, all_tokens]).float().view(1, 2)).sum(0)
+        if self.args.zero_variance_groups == "resample":
+            kept["num_items_in_batch"] = totals[0]  # the batch is the kept rows: normalise over them
+        else:  # "skip" keeps "keep"'s normalisers, so its update equals "keep"'s when beta == 0
+            local_tokens = (rounds[0]["completion_mask"] * rounds[0].get("tool_mask", 1)).sum()
+            kept["zero_variance_tokens_per_step"] = local_tokens.float() / spg
+        if self.beta != 0.0:
+            kept["ref_per_token_logps"] = self._reference_logps(kept)
+
+        if self.args.zero_variance_groups == "skip":
+            state = torch.get_rng_state()
+            torch.randperm(local)  # what the parent's shuffle of the full batch draws
+            self._rng_after_shuffle = torch.get_rng_state()
+            torch.set_rng_state(state)
+
+        generated = len(flat) * needed
+        flat_groups = sum(int(z[::group_size].sum()) for z in flat)
+        self._metrics[mode]["zero_variance/frac_skipped"].append(flat_groups / generated)
+        self._metrics[mode]["zero_variance/resample_rounds"].append(float(extra))
+        self._metrics[mode]["zero_variance/tokens_saved"].append((totals[1] - totals[0]).item())
+        self._metrics[mode]["zero_variance/frac_filled"].append(min(have, needed) / needed)
+        if self.args.zero_variance_groups == "resample" and have < needed and self.accelerator.is_main_process:
+            logger.warning(
+                "zero_variance_groups='resample' stopped after max_resample_rounds=%d extra rounds with %d of %d "
+                "informative groups; this step trains on those (raise max_resample_rounds to fill the batch).",
+                self.args.max_resample_rounds, have, needed)
+        return kept
+
+    def _fresh_inputs(self, local: int, round_index: int) -> list[dict]:
+        """This process's share of a new generation batch: fresh prompts, ``num_generations`` rows each.
+
+        All processes draw the same prompts (the seed is shared) and keep their own contiguous slice,
+        the layout of TRL's sampler.
+        """
+        dataset = self.train_dataset
+        if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+            raise ValueError("zero_variance_groups='resample' draws fresh prompts by index and needs a map-style "
+                             "train_dataset; use 'skip' with an IterableDataset")
+        total = local * self.accelerator.num_processes
+        rng = random.Random(f"{self.args.seed}-{self.state.global_step}-{self._resample_calls}-{round_index}")
+        picks = [rng.randrange(len(dataset)) for _ in range(total // self.num_generations)]
+        rows = [dataset[i] for i in picks for _ in range(self.num_generations)]
+        rank = self.accelerator.process_index
+        return rows[rank * local:(rank + 1) * local]
+
+    @torch.no_grad()
+    def _reference_logps(self, batch: dict) -> torch.Tensor:
+        """Reference log-probs of the kept rows, as the parent computes them for all rows.
+
+        The parent's reference pass sits inside its 600-line method before the rewards exist, so it
+        cannot be limited to the kept rows from outside; this repeats its two branches (a separate
+        reference model, or the PEFT model with the adapter off / the "ref" adapter on).
+        """
+        from trl.models.utils import disable_gradient_checkpointing
+        from trl.trainer.utils import use_adapter
+
+        ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
+        mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1)
+        args = (ids, mask, batch["completion_ids"].size(1))
+        size = self.args.per_device_train_batch_size
+        with disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs):
+            if self.ref_model is not None:
+                return self._get_per_token_logps_and_entropies(self.ref_model, *args, batch_size=size)[0]
+            model = self.accelerator.unwrap_model(self.model)
+            with use_adapter(model, adapter_name="ref" if "ref" in model.peft_config else None):
+                return self._get_per_token_logps_and_entropies(self.model, *args, batch_size=size)[0]
+
+    def _zero_variance_scale(self, inputs) -> float | torch.Tensor:
+        """Factor that gives a micro-batch without the dropped rows the normaliser of the full one.
+
+        Per-sequence losses (grpo, sapo, dr_grpo, luspo) divide by the rows of the micro-batch: each
+        kept row must weigh 1 / per_device_train_batch_size as in the full batch. bnpo divides by the
+        micro-batch's tokens: "skip" restores the full micro-batch's share of tokens. dapo, cispo and
+        vespo already divide by ``num_items_in_batch``, set by :meth:`_informative_batch`.
+        """
+        if self.loss_type in ("grpo", "sapo", "dr_grpo", "luspo"):
+            return inputs["completion_ids"].size(0) / self.args.per_device_train_batch_size
+        if self.loss_type == "bnpo" and "zero_variance_tokens_per_step" in inputs:
+            mask = inputs["completion_mask"] * inputs.get("tool_mask", 1)
+            return mask.sum().clamp(min=1.0) / inputs["zero_variance_tokens_per_step"].clamp(min=1.0)
+        return 1.0
+
     # ----- KL estimator -----------------------------------------------------------------------
     def _get_per_token_logps_and_entropies(self, *args, **kwargs):
         out = super()._get_per_token_logps_and_entropies(*args, **kwargs)
@@ -143,6 +310,12 @@ class GRPOTrainer(trl.GRPOTrainer):
         return out
 
     def _compute_loss(self, model, inputs):
+        loss = self._loss_with_estimator(model, inputs)
+        if "zero_variance_real" in inputs and self.model.training:
+            loss = loss * self._zero_variance_scale(inputs)
+        return loss
+
+    def _loss_with_estimator(self, model, inputs):
         """The parent's loss, plus ``beta * (KL_est - KL_k3)`` aggregated as the parent aggregates.
 
         TRL hard-codes k3 inside its 270-line loss; every ``loss_type`` reduces the per-token loss
@@ -198,5 +371,16 @@ class GRPOTrainer(trl.GRPOTrainer):
             log_ratio = ((log_ratio * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).unsqueeze(-1)
         return torch.exp(log_ratio)
 
+
+def _flat_step_groups(step_rewards: list[list[float]], group_size: int) -> torch.Tensor:
+    """``(B,)`` bool: rows of groups whose step rewards are all equal (or absent): process advantage 0."""
+    flags = []
+    for g in range(0, len(step_rewards), group_size):
+        values = {r for row in step_rewards[g:g + group_size] for r in row}
+        flags += [len(values) <= 1] * group_size
+    return torch.tensor(flags, dtype=torch.bool)
+
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["GRPOTrainer", "GRPOConfig"]

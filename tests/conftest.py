@@ -65,3 +65,20 @@ def cpu_grpo_args(output_dir, config_cls=None, **overrides):
     )
     settings.update(overrides)
     return (config_cls or GRPOConfig)(**settings)
+
+
+def run_two_processes(model_dir, out_dir, mode="stock"):
+    """Run tests/_two_process_check.py under torch.distributed.run with 2 CPU processes; its RESULT dict."""
+    import json
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(__file__), "_two_process_check.py")
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", script,
+                          model_dir, str(out_dir), mode], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT ")), None)
+    assert line is not None, out.stdout[-2000:] + out.stderr[-3000:]
+    result = json.loads(line[len("RESULT "):])
+    assert result["processes"] == 2
+    return result

@@ -183,3 +183,47 @@ def test_eval_command_writes_results_and_a_comparison(tiny_model_dir, tmp_path):
     assert results[0]["benchmark"] == "gsm8k" and len(results[0]["records"]) == 3
     log = run_cli(*args[:-1], str(tmp_path / "again"), "--compare", str(out / "results.json"))
     assert "| gsm8k |" in log and (tmp_path / "again" / "comparison.png").exists()
+
+
+def test_demo_with_process_supervision_reports_step_correctness(tmp_path):
+    out = tmp_path / "demo"
+    run_cli("demo", "--supervision", "process", "--output_dir", str(out), "--warmup_steps", "20", "--grpo_steps", "3",
+            "--eval_pairs", "40", "--quiet")
+    results = json.loads((out / "results.json").read_text())
+    assert results["supervision"] == "process" and results["config"]["grpo_lr"] == 1e-4  # the process defaults
+    for side in ("in_domain", "out_of_domain"):
+        assert all(0 <= v <= 1 for v in results["step_correctness"][side].values())
+    history = json.loads((out / "grpo" / "trainer_state.json").read_text())["log_history"]
+    assert any("process/frac_steps_correct" in h for h in history)
+
+
+def test_dry_run_rejects_an_unknown_process_reward(capsys):
+    recipe = str(ROOT / "recipes" / "deepseek-math-7b-instruct" / "grpo" / "process.yaml")
+    assert main(["train", recipe, "--dry_run", "true", "--process_reward", "steps"]) == 2
+    assert "unknown process reward 'steps'" in capsys.readouterr().err
+
+
+def test_train_iterative_runs_the_loop_and_saves_the_policy(tiny_model_dir, tmp_path):
+    out = tmp_path / "iterative"
+    log = run_cli("train", TINY, "--model_name_or_path", tiny_model_dir, "--output_dir", str(out), "--synthetic_size",
+                  "64", "--logging_steps", "1", "--save_strategy", "no", "--iterative", "true",
+                  "--reward_model_name_or_path", tiny_model_dir, "--iterations", "2", "--iteration_steps", "1",
+                  "--rm_questions", "8", "--rm_steps", "2", "--rm_batch_size", "8", "--per_device_train_batch_size", "8")
+    assert "iterative RL: 2 reward-model updates" in log
+    rows = [json.loads(line) for line in (out / "iterative_log.jsonl").read_text().splitlines()]
+    assert [r["iterative/iteration"] for r in rows] == [0.0, 1.0]
+    assert (out / "model" / "model.safetensors").exists() and (out / "reward_model" / "optimizer.pt").exists()
+
+
+def test_iterative_recipe_without_a_reward_model_is_explained(capsys):
+    assert main(["train", TINY, "--dry_run", "true", "--iterative", "true"]) == 2
+    assert "needs reward_model_name_or_path" in capsys.readouterr().err
+
+
+def test_demo_iterative_logs_the_reward_model_updates(tmp_path):
+    out = tmp_path / "demo"
+    run_cli("demo", "--iterative", "true", "--output_dir", str(out), "--warmup_steps", "20", "--grpo_steps", "2",
+            "--eval_pairs", "40", "--rm_steps", "3", "--rm_questions", "16", "--quiet")
+    results = json.loads((out / "results.json").read_text())
+    assert [m["iterative/iteration"] for m in results["iterative"]] == [-1.0, 0.0, 1.0]  # before RL, then 2 iterations
+    assert 0 <= results["in_domain"]["after"] <= 1

@@ -199,3 +199,11 @@ def test_tiny_tokenizer_round_trips_every_synthetic_character():
         for row in synthetic_dataset(30, language=language, seed=2):
             text = row["question"] + "\n" + row["solution"]
             assert tok.decode(tok(text)["input_ids"]) == text
+
+
+def test_steps_style_answers_with_one_equation_per_line():
+    from grpo_ext.data.synthetic import Problem, render
+
+    problem = Problem(start=12, ops=[("+", 34), ("*", 2)])
+    assert render(problem, "en", "steps") == ("(12+34)*2=", "12+34=46\n46*2=92")
+    assert render(problem, "zh", "steps") == ("(12加34)乘2等于", "12+34=46\n46*2=92")

@@ -7,7 +7,7 @@ from grpo_ext import GRPOTrainer
 from grpo_ext.advantages import process_advantages
 from grpo_ext.rewards.process import get_process_reward, step_check_reward
 from grpo_ext.rewards.steps import segment_steps
-from tests.conftest import cpu_grpo_args, digit_share_reward
+from tests.conftest import cpu_grpo_args, digit_share_reward, run_two_processes
 
 
 def test_step_checker_scores_equations_and_the_final_answer():
@@ -105,3 +105,23 @@ def test_process_reward_model_needs_single_token_labels(tiny_model_dir):
 
     with pytest.raises(ValueError, match="step_tag 'ки' must be one token"):
         ProcessRewardModel(tiny_model_dir)  # the character tokenizer has no 'ки'
+
+
+def test_two_processes_normalise_step_rewards_over_the_whole_group(tiny_model_dir, tmp_path):
+    # one group of 8 completions, 4 on each process: each keeps its slice of the advantages of the whole group
+    result = run_two_processes(tiny_model_dir, tmp_path, "process")
+    assert result["group_rows"] == 8 and result["steps"] >= 8
+    assert result["slices_match"]
+
+
+def test_step_checker_with_the_reference_solution_rewards_only_its_steps():
+    solution = "12+34=46\n46+5=51"
+    steps = [["12+34=46", "46+5=51"], ["1+1=2", "46+5=51"], ["34+12=46", "46+5=50"], ["12+34=46", "46+5=51", "51+0=51"]]
+    rewards = step_check_reward([""] * 4, steps, answer=["51"] * 4, solution=[solution] * 4)
+    # a true but irrelevant equation earns 0; operands of + in either order; an equation past the reference's last: 0
+    assert rewards == [[1.0, 1.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0, 0.0]]
+
+
+def test_prm_process_reward_needs_a_model_name():
+    with pytest.raises(ValueError, match="names no model"):
+        get_process_reward("prm: ")

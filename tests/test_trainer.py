@@ -8,7 +8,7 @@ import trl
 from peft import LoraConfig
 
 from grpo_ext import GRPOConfig, GRPOTrainer
-from tests.conftest import cpu_grpo_args, digit_share_reward
+from tests.conftest import cpu_grpo_args, digit_share_reward, run_two_processes
 
 
 def make_trainer(tiny_model_dir, tiny_tokenizer, dataset, tmp_path, cls=GRPOTrainer, config_cls=None, **overrides):
@@ -131,18 +131,6 @@ def test_trl_config_is_accepted_with_k3(tiny_model_dir, tiny_tokenizer, addition
 
 def test_two_processes_train_exactly_like_stock_trl(tiny_model_dir, tmp_path):
     # rewards gathered across processes, advantages recomputed, each process keeps its slice (gloo, CPU)
-    import json
-    import os
-    import subprocess
-    import sys
-
-    script = os.path.join(os.path.dirname(__file__), "_two_process_check.py")
-    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", script,
-                          tiny_model_dir, str(tmp_path)], capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT ")), None)
-    assert line is not None, out.stdout[-2000:] + out.stderr[-3000:]
-    result = json.loads(line[len("RESULT "):])
-    assert result["processes"] == 2
+    result = run_two_processes(tiny_model_dir, tmp_path, "stock")
     assert result["ours"] == pytest.approx(result["trl"], rel=1e-4, abs=1e-7) and len(result["ours"]) == 3
     assert result["same_parameters"]

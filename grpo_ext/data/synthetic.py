@@ -7,7 +7,9 @@ problems render as:
   equation per line) ending in ``#### N`` (English) or a CMATH-style one ending in ``答案是 N``
   (Chinese);
 - ``style="compact"``: ``12+34=`` (English) or ``12加34等于`` (Chinese), the form a tiny
-  character-level model learns in minutes on a CPU (the demo).
+  character-level model learns in minutes on a CPU (the demo);
+- ``style="steps"``: the compact question, answered step by step with one equation per line
+  (``12+34+5=`` -> ``12+34=46\n46+5=51``): the multi-step form of the process-supervision demo.
 
 Everything is generated from a seed: the same seed gives the same problems in both languages.
 """
@@ -143,22 +145,34 @@ def _word(p: Problem, language: str) -> tuple[str, str]:
 
 
 def _compact(p: Problem, language: str) -> tuple[str, str]:
-    if language == "zh":
-        body = str(p.start) + "".join(f"{_ZH_COMPACT[op]}{b}" for op, b in p.ops) + "等于"
-    else:
-        body = str(p.start) + "".join(f"{op}{b}" for op, b in p.ops) + "="
-    return body, str(p.answer)
+    # Operations apply left to right: a product after a sum gets its prefix in parentheses
+    # ("(12+34)*2="), so the usual precedence reads the question the same way.
+    names = _ZH_COMPACT if language == "zh" else {op: op for op in OPS}
+    body, summed = str(p.start), False
+    for op, b in p.ops:
+        if op == "*" and summed:
+            body, summed = f"({body})", False
+        body += f"{names[op]}{b}"
+        summed = summed or op in "+-"
+    return body + ("等于" if language == "zh" else "="), str(p.answer)
+
+
+def _steps(p: Problem, language: str) -> tuple[str, str]:
+    question, _ = _compact(p, language)
+    vals = p.values()
+    return question, "\n".join(f"{vals[i]}{op}{b}={vals[i + 1]}" for i, (op, b) in enumerate(p.ops))
+
+
+STYLES = {"word": _word, "compact": _compact, "steps": _steps}
 
 
 def render(problem: Problem, language: str = "en", style: str = "word") -> tuple[str, str]:
     """(question, solution) of one problem; in the compact style the solution is the answer."""
     if language not in ("en", "zh"):
         raise ValueError(f"language must be 'en' or 'zh', got {language!r}")
-    if style == "compact":
-        return _compact(problem, language)
-    if style == "word":
-        return _word(problem, language)
-    raise ValueError(f"style must be 'word' or 'compact', got {style!r}")
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {sorted(STYLES)}, got {style!r}")
+    return STYLES[style](problem, language)
 
 
 def to_dataset(problems: list[Problem], language: str = "en", style: str = "word", template: str = "raw") -> Dataset:
@@ -193,10 +207,29 @@ def synthetic_dataset(
 _EQUATION_RE = re.compile(r"^\s*(-?\d{1,12})\s*([-+*])\s*(-?\d{1,12})\s*=\s*(-?\d{1,24})\s*$")
 
 
-def check_step(line: str) -> bool | None:
-    """Whether a solution line ``"a op b = c"`` is arithmetically right; None if it is no equation."""
+def parse_step(line: str) -> tuple[int, str, int, int] | None:
+    """``(a, op, b, c)`` of a solution line ``"a op b = c"``; None if the line is no such equation."""
     m = _EQUATION_RE.match(line)
     if not m:
         return None
-    a, op, b, c = int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4))
-    return _apply(a, op, b) == c
+    return int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4))
+
+
+def check_step(line: str, gold: tuple[int, str, int, int] | None = None) -> bool | None:
+    """Whether a solution line ``"a op b = c"`` is right; None if it is no equation.
+
+    Without ``gold`` a step is right when its arithmetic is. With ``gold`` (the reference solution's
+    equation at the same position, :func:`parse_step`) it must also be that step: the same operation
+    on the same operands (either order for ``+`` and ``*``), so a true but irrelevant equation such
+    as ``1+1=2`` earns nothing and a step that continues from an earlier mistake counts as wrong.
+    """
+    step = parse_step(line)
+    if step is None:
+        return None
+    a, op, b, c = step
+    if _apply(a, op, b) != c:
+        return False
+    if gold is None:
+        return True
+    ga, gop, gb, _ = gold
+    return op == gop and ((a, b) == (ga, gb) or (op in "+*" and (b, a) == (ga, gb)))

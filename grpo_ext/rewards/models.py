@@ -1,13 +1,15 @@
-"""Reward models used as reward functions."""
+"""Reward models used as reward functions: an outcome reward model (trainable) and a process one."""
 
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from ._common import completion_text
 
 
 def _prompt_text(prompt: Any) -> str:
@@ -35,16 +37,19 @@ class ProcessRewardModel:
         bad_token: the label token of a bad step.
         batch_size: completions scored per forward pass.
         max_length: longer inputs are truncated; their cut-off steps score NaN.
+        dtype: the dtype to load a model from a path in (``"auto"``: as saved, bf16 for most PRMs).
+
+    The trainer moves the model to its process's device.
     """
 
     def __init__(self, model: PreTrainedModel | str, tokenizer: PreTrainedTokenizerBase | None = None,
                  step_tag: str = "ки", good_token: str = "+", bad_token: str = "-", batch_size: int = 8,
-                 max_length: int = 4096):
+                 max_length: int = 4096, dtype: str | torch.dtype = "auto"):
         if isinstance(model, str):
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
             tokenizer = tokenizer or AutoTokenizer.from_pretrained(model)
-            model = AutoModelForCausalLM.from_pretrained(model)
+            model = AutoModelForCausalLM.from_pretrained(model, dtype=dtype)
         if tokenizer is None:
             raise ValueError("pass the PRM's tokenizer (or a model path to load both from)")
         self.model, self.tokenizer = model.eval(), tokenizer
@@ -85,4 +90,119 @@ class ProcessRewardModel:
         return rewards
 
 
-__all__ = ["ProcessRewardModel"]
+class OutcomeRewardModel:
+    """A sequence-classification model that scores whole completions, used as a TRL reward function.
+
+    ``orm(completions, prompts=...)`` returns, per completion, the probability that its final answer
+    is right: the sigmoid of the model's single logit on ``prompt + completion``. It is trainable in
+    place (:meth:`train_step`, :meth:`fit`) with binary cross-entropy on outcome labels (1 right, 0
+    wrong), the pointwise objective of DeepSeekMath's reward model; TRL's ``RewardTrainer`` fits a
+    Bradley-Terry loss on chosen/rejected pairs instead, which would drop every group whose samples
+    are all right or all wrong and change the objective, so the step here is ours (a dozen lines).
+
+    Args:
+        model: a model with ``num_labels=1`` (``AutoModelForSequenceClassification``), or a local
+            path / Hub id to load one (and its tokenizer) from.
+        tokenizer: its tokenizer (loaded with the model when ``model`` is a path); needs a pad token.
+        learning_rate: AdamW's learning rate for the training steps.
+        batch_size: texts per forward pass when scoring and per training step.
+        max_length: longer texts are truncated (on the left, so the final answer stays).
+    """
+
+    def __init__(self, model: PreTrainedModel | str, tokenizer: PreTrainedTokenizerBase | None = None,
+                 learning_rate: float = 1e-4, batch_size: int = 32, max_length: int = 1024):
+        if isinstance(model, str):
+            from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+            tokenizer = tokenizer or AutoTokenizer.from_pretrained(model)
+            model = AutoModelForSequenceClassification.from_pretrained(model, num_labels=1)
+        if tokenizer is None:
+            raise ValueError("pass the reward model's tokenizer (or a model path to load both from)")
+        if getattr(model.config, "num_labels", 1) != 1:
+            raise ValueError(f"an outcome reward model has one output (num_labels=1), this one has "
+                             f"{model.config.num_labels}")
+        if tokenizer.pad_token_id is None:
+            raise ValueError("the reward model's tokenizer needs a pad token (set tokenizer.pad_token)")
+        model.config.pad_token_id = tokenizer.pad_token_id
+        self.model, self.tokenizer = model, tokenizer
+        self.learning_rate, self.batch_size, self.max_length = learning_rate, batch_size, max_length
+        trainable = [p for p in self.model.parameters() if p.requires_grad]  # a PEFT model: its adapter only
+        self.optimizer = torch.optim.AdamW(trainable, lr=learning_rate)
+        self.__name__ = "outcome_reward_model"
+
+    @staticmethod
+    def texts(completions: list[Any], prompts: list[Any] | None = None) -> list[str]:
+        """The text the model reads: the prompt (its user turns) followed by the completion."""
+        prompts = prompts or [None] * len(completions)
+        return [_prompt_text(p) + completion_text(c) for p, c in zip(prompts, completions)]
+
+    def _encode(self, texts: list[str]):
+        side = self.tokenizer.truncation_side
+        self.tokenizer.truncation_side = "left"
+        try:
+            enc = self.tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=self.max_length)
+        finally:
+            self.tokenizer.truncation_side = side
+        device = next(self.model.parameters()).device
+        return {k: v.to(device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+
+    @torch.no_grad()
+    def score_texts(self, texts: list[str]) -> list[float]:
+        """Probability of "right" for each text."""
+        was_training = self.model.training
+        self.model.eval()
+        out: list[float] = []
+        try:
+            for start in range(0, len(texts), self.batch_size):
+                logits = self.model(**self._encode(texts[start : start + self.batch_size])).logits
+                out += torch.sigmoid(logits.float().view(-1)).tolist()
+        finally:
+            self.model.train(was_training)
+        return out
+
+    def __call__(self, completions: list[Any], prompts: list[Any] | None = None, **kwargs: Any) -> list[float]:
+        return self.score_texts(self.texts(completions, prompts))
+
+    def train_step(self, texts: list[str], labels: list[float]) -> float:
+        """One AdamW step of binary cross-entropy on ``texts`` with 0/1 ``labels``; returns the loss."""
+        if len(texts) != len(labels) or not texts:
+            raise ValueError(f"need as many labels as texts (got {len(texts)} texts, {len(labels)} labels), at least one")
+        self.model.train()
+        logits = self.model(**self._encode(texts)).logits.float().view(-1)
+        target = torch.tensor(labels, dtype=torch.float32, device=logits.device)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return loss.item()
+
+    def fit(self, texts: list[str], labels: list[float], steps: int, generator: torch.Generator | None = None) -> list[float]:
+        """``steps`` training steps on batches of ``batch_size`` drawn at random from the examples."""
+        losses = []
+        for _ in range(steps):
+            pick = torch.randint(len(texts), (min(self.batch_size, len(texts)),), generator=generator).tolist()
+            losses.append(self.train_step([texts[i] for i in pick], [labels[i] for i in pick]))
+        return losses
+
+    def accuracy(self, texts: list[str], labels: list[float]) -> float:
+        """Share of texts whose probability of "right" is on the side of 0.5 their label is on."""
+        if not texts:
+            raise ValueError("no examples to measure the accuracy on")
+        scores = self.score_texts(texts)
+        return sum((s >= 0.5) == (y >= 0.5) for s, y in zip(scores, labels)) / len(texts)
+
+    def save(self, path: str) -> None:
+        """Model, tokenizer and optimizer state (training resumes exactly from them)."""
+        self.model.save_pretrained(path)
+        self.tokenizer.save_pretrained(path)
+        torch.save(self.optimizer.state_dict(), os.path.join(path, "optimizer.pt"))
+
+    def load_state(self, path: str) -> None:
+        """Load weights and optimizer state saved by :meth:`save` into this model."""
+        from safetensors.torch import load_file
+
+        self.model.load_state_dict(load_file(os.path.join(path, "model.safetensors")), strict=False)
+        self.optimizer.load_state_dict(torch.load(os.path.join(path, "optimizer.pt"), weights_only=True))
+
+
+__all__ = ["OutcomeRewardModel", "ProcessRewardModel"]

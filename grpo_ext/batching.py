@@ -1,0 +1,116 @@
+"""Row operations on TRL's generation batches: the dicts ``_generate_and_score_completions`` returns.
+
+A batch maps names to tensors whose first dimension is the row (one completion), plus 0-d tensors
+that hold batch-wide values (``num_items_in_batch``). Prompt tensors are left-padded and every other
+2-D tensor right-padded, as TRL builds them; :func:`concat_rows` keeps that when it joins batches
+of different widths. Used by ``zero_variance_groups="skip" | "resample"``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+#: Keys that a text-only generation batch may hold; anything else (images) is refused by name.
+TEXT_KEYS = frozenset({
+    "prompt_ids", "prompt_mask", "completion_ids", "completion_mask", "advantages", "num_items_in_batch",
+    "old_per_token_logps", "importance_sampling_ratio", "sampling_per_token_logps", "ref_per_token_logps",
+    "tool_mask", "zero_variance_real",
+})
+#: Keys zeroed in a padding row, so it carries no loss and no advantage.
+_MASKS = ("completion_mask", "tool_mask", "advantages", "zero_variance_real")
+
+
+def check_text_only(batch: dict) -> None:
+    """Raise when the batch holds something the row operations cannot carry (images, tool images)."""
+    unknown = sorted(set(batch) - TEXT_KEYS)
+    if unknown:
+        raise ValueError(
+            f"zero_variance_groups 'skip' and 'resample' work on text-only batches; this batch also holds {unknown}. "
+            "Use zero_variance_groups='keep' for multimodal training."
+        )
+
+
+def num_rows(batch: dict) -> int:
+    return next(v.size(0) for v in batch.values() if isinstance(v, torch.Tensor) and v.dim() > 0)
+
+
+def select_rows(batch: dict, index: torch.Tensor | list[int]) -> dict:
+    """The rows ``index`` of every row tensor; 0-d tensors and None are kept as they are."""
+    index = torch.as_tensor(index, dtype=torch.long)
+    out = {}
+    for key, value in batch.items():
+        if isinstance(value, torch.Tensor) and value.dim() > 0:
+            out[key] = value[index.to(value.device)]
+        else:
+            out[key] = value
+    return out
+
+
+def _pad_width(value: torch.Tensor, width: int, left: bool, fill: float) -> torch.Tensor:
+    missing = width - value.size(1)
+    if missing <= 0:
+        return value
+    pad = value.new_full((value.size(0), missing, *value.shape[2:]), fill)
+    return torch.cat([pad, value] if left else [value, pad], dim=1)
+
+
+def concat_rows(batches: list[dict], pad_token_id: int) -> dict:
+    """Join batches row-wise, padding each 2-D tensor to the widest (prompts on the left, as TRL pads them).
+
+    0-d tensors are taken from the first batch; every batch must have the same keys.
+    """
+    if not batches:
+        raise ValueError("concat_rows needs at least one batch")
+    keys = list(batches[0])
+    for b in batches[1:]:
+        if list(b) != keys:
+            raise ValueError(f"batches with different keys cannot be joined: {keys} vs {list(b)}")
+    out = {}
+    for key in keys:
+        values = [b[key] for b in batches]
+        first = values[0]
+        if not isinstance(first, torch.Tensor) or first.dim() == 0:
+            out[key] = first
+        elif first.dim() == 1:
+            out[key] = torch.cat(values)
+        else:
+            width = max(v.size(1) for v in values)
+            fill = pad_token_id if key.endswith("_ids") else 0
+            out[key] = torch.cat([_pad_width(v, width, key.startswith("prompt"), fill) for v in values])
+    return out
+
+
+def pad_rows(batch: dict, target: int, template: dict, pad_token_id: int) -> dict:
+    """Append copies of ``template``'s first row, with loss mask and advantage zeroed, up to ``target`` rows.
+
+    A padding row goes through the forward and backward passes like any other (so every process runs
+    the same calls, which DDP and DeepSpeed need) but adds nothing to the loss.
+    """
+    missing = target - num_rows(batch)
+    if missing < 0:
+        raise ValueError(f"the batch already has {num_rows(batch)} rows, more than the target {target}")
+    if missing == 0:
+        return batch
+    row = select_rows(template, [0] * missing)
+    for key in _MASKS:
+        if isinstance(row.get(key), torch.Tensor):
+            row[key] = torch.zeros_like(row[key])
+    return concat_rows([batch, row], pad_token_id)
+
+
+def trim_padding(batch: dict) -> dict:
+    """Drop the trailing completion columns that are padding in every row.
+
+    After rows are removed, the longest completion left may be shorter than the width the batch was
+    padded to; the forward passes then skip those columns. Under causal attention the log-probs of
+    the remaining tokens are unchanged. (Leading prompt padding is kept: without explicit position
+    ids, removing it would shift the positions of models with absolute position embeddings.)
+    """
+    out = dict(batch)
+    columns = batch["completion_mask"].bool().any(dim=0).nonzero()
+    stop = int(columns[-1]) + 1 if len(columns) else 1
+    width = batch["completion_ids"].size(1)
+    for key, value in batch.items():
+        if isinstance(value, torch.Tensor) and value.dim() >= 2 and not key.startswith("prompt") and value.size(1) == width:
+            out[key] = value[:, :stop]
+    return out

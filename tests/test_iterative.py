@@ -1,0 +1,158 @@
+"""Iterative RL: reference reset (also LoRA), replay mix, reward-model updates, resume mid-iteration."""
+
+import json
+import os
+import random
+
+import pytest
+import torch
+from datasets import Dataset
+from transformers import TrainerCallback
+
+from grpo_ext import GRPOTrainer
+from grpo_ext.iterative import IterativeConfig, IterativeGRPO, ReplayBuffer, reset_reference
+from grpo_ext.rewards.models import OutcomeRewardModel
+from grpo_ext.tiny import build_tiny_reward_model
+from tests.conftest import cpu_grpo_args
+
+QUESTIONS = Dataset.from_list([{"prompt": f"{a}+{b}=", "answer": str(a + b)} for a in range(10) for b in range(10)])
+
+
+@pytest.fixture(scope="module")
+def warm_policy_dir(tmp_path_factory, tiny_tokenizer):
+    """The tiny model after a short supervised warm-up on 1-digit addition: its samples are right and wrong."""
+    from trl import SFTConfig, SFTTrainer
+
+    from grpo_ext.tiny import build_tiny_model
+
+    path = str(tmp_path_factory.mktemp("warm-policy"))
+    rows = [{"prompt": r["prompt"], "completion": r["answer"]} for r in QUESTIONS]
+    args = SFTConfig(output_dir=path + "/run", max_steps=120, per_device_train_batch_size=50, learning_rate=2e-3,
+                     lr_scheduler_type="constant", bf16=False, use_cpu=True, report_to="none", save_strategy="no",
+                     disable_tqdm=True, gradient_checkpointing=False, logging_steps=1000, seed=0)
+    trainer = SFTTrainer(model=build_tiny_model(tiny_tokenizer, seed=0), args=args,
+                         train_dataset=Dataset.from_list(rows), processing_class=tiny_tokenizer)
+    trainer.train()
+    trainer.model.save_pretrained(path)
+    tiny_tokenizer.save_pretrained(path)
+    return path
+
+
+def make_factory(tokenizer, bomb_at=None, **overrides):
+    """A policy-trainer factory; ``bomb_at=(iteration_dir_name, step)`` interrupts that iteration's training."""
+
+    class Bomb(TrainerCallback):
+        def __init__(self, step):
+            self.step = step
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == self.step:
+                raise KeyboardInterrupt("simulated interruption")
+
+    def factory(model, reward_model, output_dir):
+        settings = dict(max_completion_length=3, save_strategy="steps", save_steps=2, per_device_train_batch_size=8,
+                        temperature=1.0)
+        settings.update(overrides)
+        args = cpu_grpo_args(output_dir, **settings)
+        callbacks = [Bomb(bomb_at[1])] if bomb_at and bomb_at[0] in output_dir else []
+        return GRPOTrainer(model=model, reward_funcs=[reward_model], args=args, train_dataset=QUESTIONS,
+                           processing_class=tokenizer, callbacks=callbacks)
+
+    return factory
+
+
+def make_loop(tokenizer, policy, out, factory=None, **cfg):
+    rm = OutcomeRewardModel(build_tiny_reward_model(tokenizer, seed=0), tokenizer, learning_rate=1e-3, batch_size=32)
+    settings = dict(output_dir=str(out), iterations=2, policy_steps=4, rm_samples=4, rm_steps=40, max_new_tokens=3,
+                    last_number_fallback=True, seed=0)
+    settings.update(cfg)
+    return IterativeGRPO(factory or make_factory(tokenizer), policy, rm, QUESTIONS, IterativeConfig(**settings))
+
+
+def test_reference_equals_policy_after_reset(warm_policy_dir, tiny_tokenizer, tmp_path):
+    trainer = make_factory(tiny_tokenizer, save_strategy="no")(warm_policy_dir, lambda completions, **k: [
+        float(len(c)) for c in completions], str(tmp_path))
+    trainer.args.max_steps = 2
+    trainer.train()
+    pairs = list(zip(trainer.model.parameters(), trainer.ref_model.parameters()))
+    assert any(not torch.equal(p, r) for p, r in pairs)  # training moved the policy away from the reference
+    reset_reference(trainer)
+    assert all(torch.equal(p, r) for p, r in pairs)
+
+
+def test_lora_reference_equals_policy_after_reset(warm_policy_dir, tiny_tokenizer, tmp_path):
+    from peft import LoraConfig
+
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    trainer = GRPOTrainer(model=warm_policy_dir, reward_funcs=lambda completions, **k: [float(len(c)) for c in completions],
+                          args=cpu_grpo_args(tmp_path, max_steps=2, learning_rate=1e-2), train_dataset=QUESTIONS,
+                          processing_class=tiny_tokenizer, peft_config=lora)
+    trainer.train()
+    model = trainer.model
+    ids = torch.tensor([tiny_tokenizer.encode("3+4=7")])
+
+    def logits(adapter):
+        from trl.trainer.utils import use_adapter
+
+        with torch.no_grad(), use_adapter(model, adapter_name=adapter):
+            return model(input_ids=ids).logits
+
+    policy = model(input_ids=ids).logits.detach()
+    assert not torch.allclose(logits(None), policy)  # the base (TRL's reference before a reset) differs
+    reset_reference(trainer)
+    torch.testing.assert_close(logits("ref"), policy)  # the reference TRL now uses is the policy
+    assert model.active_adapter == "default"
+    assert not any(p.requires_grad for n, p in model.named_parameters() if ".ref." in n)
+
+
+def test_replay_mix_holds_the_ratio_of_history():
+    buffer = ReplayBuffer()
+    buffer.add([{"text": f"old {i}", "label": 1.0} for i in range(1000)], iteration=0)
+    new = [{"text": f"new {i}", "label": 0.0} for i in range(900)]
+    mixed, share = buffer.mix(new, 0.1, random.Random(0))
+    replayed = [e for e in mixed if e["replayed"]]
+    assert len(mixed) == 1000 and len(replayed) == 100 and share == pytest.approx(0.1)
+    assert len({e["text"] for e in replayed}) == 100  # drawn without replacement
+    assert all(e["text"].startswith("old") for e in replayed)
+
+
+def test_replay_mix_uses_what_history_there_is():
+    buffer = ReplayBuffer()
+    buffer.add([{"text": "old", "label": 1.0}] * 3, iteration=0)
+    _, share = buffer.mix([{"text": "new", "label": 0.0}] * 90, 0.1, random.Random(0))
+    assert share == pytest.approx(3 / 93)
+
+
+def test_two_iterations_log_the_metrics_and_the_reward_model_improves(warm_policy_dir, tiny_tokenizer, tmp_path):
+    log = make_loop(tiny_tokenizer, warm_policy_dir, tmp_path).run()
+    assert [m["iterative/iteration"] for m in log] == [0.0, 1.0]
+    assert log[0]["iterative/replay_fraction"] == 0.0  # no history yet
+    assert log[1]["iterative/replay_fraction"] == pytest.approx(0.1, abs=0.01)
+    assert 0 < log[0]["iterative/policy_sample_accuracy"] < 1  # both labels present: the test can fail
+    assert log[0]["iterative/rm_accuracy"] > log[0]["iterative/rm_accuracy_before"]
+    assert all(0 <= m["iterative/rm_policy_agreement"] <= 1 for m in log)
+    assert os.path.exists(tmp_path / "iteration-1" / "policy" / "model.safetensors")
+    lines = (tmp_path / "iterative_log.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == log
+
+
+def test_resume_in_the_middle_of_an_iteration_continues_with_the_same_state(warm_policy_dir, tiny_tokenizer,
+                                                                            tmp_path):
+    straight = make_loop(tiny_tokenizer, warm_policy_dir, tmp_path / "straight")
+    straight_log = straight.run()
+    broken = make_loop(tiny_tokenizer, warm_policy_dir, tmp_path / "resumed",
+                       factory=make_factory(tiny_tokenizer, bomb_at=("iteration-1", 3)))
+    with pytest.raises(KeyboardInterrupt):
+        broken.run()
+    assert json.loads((tmp_path / "resumed" / "iterative_state.json").read_text())["phase"] == "policy"
+    resumed = make_loop(tiny_tokenizer, warm_policy_dir, tmp_path / "resumed")  # a fresh process's view
+    resumed_log = resumed.run()
+    assert resumed_log == pytest.approx(straight_log)
+    from safetensors.torch import load_file
+
+    for sub in ("iteration-1/policy", "reward_model"):
+        ours = load_file(str(tmp_path / "resumed" / sub / "model.safetensors"))
+        theirs = load_file(str(tmp_path / "straight" / sub / "model.safetensors"))
+        for key in theirs:
+            torch.testing.assert_close(ours[key], theirs[key], msg=f"{sub}: {key}")
+    assert resumed.buffer.examples == straight.buffer.examples
