@@ -62,6 +62,7 @@ class DemoConfig:
     rm_steps: int = 100  #: iterative: reward-model steps before the first stage and after each
     rm_lr: float = 1e-4  #: iterative: the reward model's learning rate
     rm_questions: int = 400  #: iterative: training questions its samples come from
+    rm_only: bool = False  #: iterative: the reward model is the only reward (the paper's); else + accuracy
     progress: bool = True
 
     def __post_init__(self):
@@ -210,12 +211,15 @@ def grpo(cfg: DemoConfig, train_pairs, held, tokenizer, model_path, *, reward_fu
 
 
 def iterative_grpo(cfg: DemoConfig, train_pairs, held, tokenizer, warm_dir: str):
-    """DeepSeekMath's iterative RL in miniature: the policy's only reward is a learned outcome reward model.
+    """DeepSeekMath's iterative RL in miniature, with a learned outcome reward model.
 
     The reward model starts from the warmed-up policy's body with a fresh scoring head (the paper
     initialises its reward model from the SFT model), is trained on the warmed-up policy's labelled
     samples first, then again after each of ``iterations`` GRPO stages on fresh samples of the
-    improved policy, with 10% replayed history. Returns the loop (its ``log`` and last ``trainer``).
+    changed policy, with 10% replayed history. The policy's reward is the reward model's
+    probability plus ``accuracy_reward``; with ``rm_only`` the reward model alone, as in the paper
+    (a 1M-parameter reward model is then hacked within one stage: README). Returns the loop (its
+    ``log`` and last ``trainer``).
     """
     from transformers import AutoModelForSequenceClassification
 
@@ -227,9 +231,13 @@ def iterative_grpo(cfg: DemoConfig, train_pairs, held, tokenizer, warm_dir: str)
     questions = Dataset.from_list(_rows(train_pairs[: cfg.rm_questions], "en"))
     steps = max(1, cfg.grpo_steps // cfg.iterations)
 
+    from .rewards import get_reward_funcs
+
+    gold = [] if cfg.rm_only else get_reward_funcs(["accuracy"], last_number_fallback=True)
+
     def factory(model, reward_model, output_dir):
-        return grpo(cfg, train_pairs, held, tokenizer, model, reward_funcs=[reward_model], output_dir=output_dir,
-                    steps=steps, watch=False)
+        return grpo(cfg, train_pairs, held, tokenizer, model, reward_funcs=[reward_model, *gold],
+                    output_dir=output_dir, steps=steps, watch=False)
 
     loop = IterativeGRPO(factory, warm_dir, rm, questions, IterativeConfig(
         output_dir=os.path.join(cfg.output_dir, "iterative"), iterations=cfg.iterations, policy_steps=steps,
