@@ -333,11 +333,20 @@ def load_reward_model(script_args: ScriptArguments, max_length: int = 2048):
 
     from .rewards.models import OutcomeRewardModel
 
+    import transformers.integrations.deepspeed as hf_deepspeed
+
     path = script_args.reward_model_name_or_path
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype="auto")
+    # Under ZeRO-3 transformers would partition a model loaded now (the training args registered the
+    # DeepSpeed config); the reward model is a whole copy on each process, trained outside DeepSpeed.
+    registered = hf_deepspeed._hf_deepspeed_config_weak_ref
+    hf_deepspeed.unset_hf_deepspeed_config()
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype="auto")
+    finally:
+        hf_deepspeed._hf_deepspeed_config_weak_ref = registered
     if script_args.rm_lora_r:
         from peft import LoraConfig, get_peft_model
 
@@ -350,8 +359,6 @@ def load_reward_model(script_args: ScriptArguments, max_length: int = 2048):
 
 def train_iterative(script_args, training_args, model_args, train_dataset, callbacks) -> int:
     """``grpo-ext train`` with ``iterative: true``: :class:`grpo_ext.iterative.IterativeGRPO` around the recipe."""
-    import copy
-
     from trl import get_peft_config
 
     from .iterative import IterativeConfig, IterativeGRPO
@@ -362,9 +369,10 @@ def train_iterative(script_args, training_args, model_args, train_dataset, callb
     questions = train_dataset.shuffle(seed=training_args.seed).select(range(held))
 
     def factory(model, reward_model, output_dir):
-        args = copy.deepcopy(training_args)
-        args.output_dir = output_dir
-        return GRPOTrainer(model=model, reward_funcs=[reward_model, *named], args=args, train_dataset=train_dataset,
+        # The same args object: a copy would lose the DeepSpeed ZeRO-3 config that transformers keeps a
+        # reference to when the args are built (the copy's forward would see partitioned weights).
+        training_args.output_dir = output_dir
+        return GRPOTrainer(model=model, reward_funcs=[reward_model, *named], args=training_args, train_dataset=train_dataset,
                            peft_config=get_peft_config(model_args) if isinstance(model, str) else None,
                            callbacks=callbacks or None)
 
@@ -378,7 +386,9 @@ def train_iterative(script_args, training_args, model_args, train_dataset, callb
                              max_new_tokens=training_args.max_completion_length or 512,
                              temperature=training_args.temperature,
                              last_number_fallback=script_args.reward_last_number_fallback, seed=training_args.seed))
+    root = training_args.output_dir
     log = loop.run()
+    training_args.output_dir = root
     if loop.trainer is None:
         print(f"iterative RL: the run in {training_args.output_dir} had already finished ({len(log)} reward-model updates)")
         return 0

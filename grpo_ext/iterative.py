@@ -146,13 +146,20 @@ def reset_reference(trainer) -> None:
         return
     if trainer.ref_model is None:
         return
-    if getattr(trainer, "is_deepspeed_enabled", False) and trainer.accelerator.state.deepspeed_plugin.zero_stage == 3:
-        raise ValueError(
-            "resetting a ZeRO-3-partitioned reference in place is not possible; IterativeGRPO passes the policy "
-            "saved at the end of the previous iteration to the factory, and TRL then loads the reference from that "
-            "same path, so the factory should build the trainer from the path it is given"
-        )
     ref = trainer.accelerator.unwrap_model(trainer.ref_model)
+    plugin = trainer.accelerator.state.deepspeed_plugin
+    if plugin is not None and plugin.zero_stage == 3:
+        # Partitioned weights cannot be copied in place. IterativeGRPO hands the factory the path of the
+        # policy saved at the end of the previous iteration, and TRL loads the reference from that same
+        # path: before any training step the two are then equal by construction.
+        same_source = ref.config._name_or_path == model.config._name_or_path
+        if same_source and trainer.state.global_step == 0:
+            return
+        raise ValueError(
+            "cannot reset a ZeRO-3-partitioned reference in place: build the trainer from the saved policy's path "
+            f"(the reference was loaded from {ref.config._name_or_path!r}, the policy from "
+            f"{model.config._name_or_path!r}) and reset before training"
+        )
     ref.load_state_dict(model.state_dict())
 
 
@@ -351,13 +358,23 @@ class IterativeGRPO:
         return self.log
 
     def _release_trainer(self) -> None:
-        """Free the previous iteration's trainer (its DeepSpeed engines, optimizer) before the next is built."""
+        """Free the previous iteration's trainer (its DeepSpeed engines, optimizer) before the next is built.
+
+        accelerate keeps one process-wide AcceleratorState and refuses a second Accelerator with a
+        DeepSpeed plugin; the state (not the distributed process group, which stays) is cleared so
+        the next iteration's trainer can set up DeepSpeed again.
+        """
         import gc
 
+        if self.trainer is None:
+            return
         self.trainer = None
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state(reset_partial_state=False)
 
     def _load_trained(self, path: str):
         from transformers import AutoModelForCausalLM, AutoTokenizer

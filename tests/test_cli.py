@@ -227,3 +227,19 @@ def test_demo_iterative_logs_the_reward_model_updates(tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert [m["iterative/iteration"] for m in results["iterative"]] == [-1.0, 0.0, 1.0]  # before RL, then 2 iterations
     assert 0 <= results["in_domain"]["after"] <= 1
+
+
+def test_train_iterative_under_deepspeed_zero3(tiny_model_dir, tmp_path):
+    # a fresh DeepSpeed trainer per iteration; the reward model stays whole; the reference is loaded from
+    # the previous iteration's saved policy
+    pytest.importorskip("deepspeed")
+    out = tmp_path / "iterative-zero3"
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+                str(ROOT / "recipes" / "tiny" / "zero3_cpu.yaml")]
+    log = run_cli("train", TINY, "--model_name_or_path", tiny_model_dir, "--output_dir", str(out), "--synthetic_size",
+                  "64", "--logging_steps", "1", "--save_strategy", "no", "--iterative", "true",
+                  "--reward_model_name_or_path", tiny_model_dir, "--iterations", "2", "--iteration_steps", "1",
+                  "--rm_questions", "8", "--rm_steps", "2", "--rm_batch_size", "8", "--per_device_train_batch_size", "8",
+                  launcher=launcher)
+    assert "iterative RL: 2 reward-model updates" in log
+    assert (out / "iteration-1" / "policy" / "model.safetensors").exists()
