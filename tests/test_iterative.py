@@ -147,7 +147,9 @@ def test_resume_in_the_middle_of_an_iteration_continues_with_the_same_state(warm
     assert json.loads((tmp_path / "resumed" / "iterative_state.json").read_text())["phase"] == "policy"
     resumed = make_loop(tiny_tokenizer, warm_policy_dir, tmp_path / "resumed")  # a fresh process's view
     resumed_log = resumed.run()
-    assert resumed_log == pytest.approx(straight_log)
+    assert len(resumed_log) == len(straight_log) == 2
+    for ours, theirs in zip(resumed_log, straight_log):
+        assert ours == pytest.approx(theirs, nan_ok=True)
     from safetensors.torch import load_file
 
     for sub in ("iteration-1/policy", "reward_model"):
