@@ -158,3 +158,27 @@ def test_resume_in_the_middle_of_an_iteration_continues_with_the_same_state(warm
         for key in theirs:
             torch.testing.assert_close(ours[key], theirs[key], msg=f"{sub}: {key}")
     assert resumed.buffer.examples == straight.buffer.examples
+
+
+def test_two_iterations_with_a_lora_policy(warm_policy_dir, tiny_tokenizer, tmp_path):
+    # iteration 1 reloads the saved adapter (a trainable PeftModel) and resets its "ref" adapter to it
+    from peft import LoraConfig
+
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    starts, received_b = [], []
+
+    def factory(model, reward_model, output_dir):
+        if not isinstance(model, str):  # the reloaded adapter: lora_B starts at 0 in a fresh one
+            received_b.append(max(p.abs().max().item() for n, p in model.named_parameters() if "lora_B.default" in n))
+        args = cpu_grpo_args(output_dir, max_completion_length=3, save_strategy="no", learning_rate=1e-2)
+        trainer = GRPOTrainer(model=model, reward_funcs=[reward_model], args=args, train_dataset=QUESTIONS,
+                              processing_class=tiny_tokenizer, peft_config=lora if isinstance(model, str) else None)
+        starts.append(trainer)
+        return trainer
+
+    log = make_loop(tiny_tokenizer, warm_policy_dir, tmp_path, factory=factory, policy_steps=2).run()
+    assert [m["iterative/iteration"] for m in log] == [0.0, 1.0]
+    model = starts[1].model
+    assert "ref" in model.peft_config and model.active_adapter == "default"
+    assert (tmp_path / "iteration-0" / "policy" / "adapter_config.json").exists()
+    assert len(received_b) == 1 and received_b[0] > 0  # iteration 1 started from iteration 0's trained adapter
