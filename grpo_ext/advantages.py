@@ -57,6 +57,23 @@ def zero_variance_mask(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
     return flat.repeat_interleave(group_size)
 
 
+def flat_step_groups(step_rewards: list[list[float]], group_size: int) -> torch.Tensor:
+    """Rows of groups whose step rewards are all equal (or absent): their process advantage is 0.
+
+    Args:
+        step_rewards: the step rewards of each completion (as for :func:`process_advantages`).
+        group_size: completions per prompt (G); groups are contiguous.
+
+    Returns:
+        ``(B,)`` bool, True for every row of such a group.
+    """
+    flags = []
+    for g in range(0, len(step_rewards), group_size):
+        values = {r for row in step_rewards[g : g + group_size] for r in row}
+        flags += [len(values) <= 1] * group_size
+    return torch.tensor(flags, dtype=torch.bool)
+
+
 def outcome_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group") -> torch.Tensor:
     r"""Outcome-supervision advantages, the same for every token of a completion.
 

@@ -170,12 +170,12 @@ def warm_up(cfg: DemoConfig, train_pairs, tokenizer, model):
 
 
 def grpo(cfg: DemoConfig, train_pairs, held, tokenizer, model_path, *, reward_funcs=None, output_dir=None,
-         steps=None, watch=True):
+         steps=None, watch=True, train=True):
     """GRPO on the English form only, with the paper's loss (grpo), beta and k3 KL.
 
     A MathEvalCallback follows both forms on up to 200 held-out pairs every tenth of the run
     (without touching the training RNG stream), for the report's accuracy curves. Returns the
-    trainer, trained (``steps is None``) or ready to train (the iterative loop trains it).
+    trainer, trained, or with ``train=False`` ready to train (the iterative loop trains it).
     """
     from .callbacks import MathEvalCallback
     from .config import GRPOConfig
@@ -205,7 +205,7 @@ def grpo(cfg: DemoConfig, train_pairs, held, tokenizer, model_path, *, reward_fu
         processing_class=tokenizer,
         callbacks=callbacks,
     )
-    if reward_funcs is None:
+    if train:
         trainer.train()
     return trainer
 
@@ -237,7 +237,7 @@ def iterative_grpo(cfg: DemoConfig, train_pairs, held, tokenizer, warm_dir: str)
 
     def factory(model, reward_model, output_dir):
         return grpo(cfg, train_pairs, held, tokenizer, model, reward_funcs=[reward_model, *gold],
-                    output_dir=output_dir, steps=steps, watch=False)
+                    output_dir=output_dir, steps=steps, watch=False, train=False)
 
     loop = IterativeGRPO(factory, warm_dir, rm, questions, IterativeConfig(
         output_dir=os.path.join(cfg.output_dir, "iterative"), iterations=cfg.iterations, policy_steps=steps,

@@ -119,10 +119,6 @@ class ReplayBuffer:
         self.examples = list(examples)
 
 
-def _is_peft(model) -> bool:
-    return hasattr(model, "peft_config") and hasattr(model, "base_model")
-
-
 def reset_reference(trainer) -> None:
     """Make ``trainer``'s reference model equal to its current policy.
 
@@ -130,8 +126,10 @@ def reset_reference(trainer) -> None:
     trained adapter is copied into a frozen adapter named ``"ref"``, which TRL's trainer uses as the
     reference (base model + ``"ref"``). With ``beta == 0`` there is no reference and nothing to do.
     """
+    from peft import PeftModel
+
     model = trainer.accelerator.unwrap_model(trainer.model)
-    if _is_peft(model):
+    if isinstance(model, PeftModel):
         active = model.active_adapter
         if "ref" not in model.peft_config:
             model.add_adapter("ref", copy.deepcopy(model.peft_config[active]))
@@ -261,22 +259,24 @@ class IterativeGRPO:
         return _load_policy(self._path(f"iteration-{iteration - 1}", "policy"))
 
     # ----- reward-model data --------------------------------------------------------------------
-    def _labelled_samples(self, model, tokenizer, questions, iteration: int, salt: int) -> list[dict]:
-        """``rm_samples`` completions per question from the policy, labelled right (1) / wrong (0).
+    def _labelled_samples(self, policy, tokenizer, questions, iteration: int, salt: int) -> list[dict]:
+        """``rm_samples`` completions per question from ``policy`` (a policy trainer, or a model loaded
+        from disk), labelled right (1) / wrong (0).
 
         Every process draws the same samples (same seed) and so trains an identical reward model.
         """
         prompts, golds = list(questions["prompt"]), [str(a) for a in questions["answer"]]
         kw = dict(num_samples=self.cfg.rm_samples, do_sample=True, temperature=self.cfg.temperature,
                   max_new_tokens=self.cfg.max_new_tokens, seed=self.cfg.seed * 1000 + iteration * 10 + salt)
-        if hasattr(model, "accelerator"):  # a trainer: sample through it, ZeRO-3 parameters gathered
+        if hasattr(policy, "accelerator"):  # a trainer: sample through it, ZeRO-3 parameters gathered
             from trl.models import unwrap_model_for_generation
 
-            gather = getattr(model.args, "ds3_gather_for_generation", True)
-            with unwrap_model_for_generation(model.model_wrapped, model.accelerator, gather_deepspeed3_params=gather) as m:
-                samples = generate_completions(m, tokenizer, prompts, **kw)
+            gather = getattr(policy.args, "ds3_gather_for_generation", True)
+            with unwrap_model_for_generation(policy.model_wrapped, policy.accelerator,
+                                             gather_deepspeed3_params=gather) as model:
+                samples = generate_completions(model, tokenizer, prompts, **kw)
         else:
-            samples = generate_completions(model, tokenizer, prompts, **kw)
+            samples = generate_completions(policy, tokenizer, prompts, **kw)
         completions = [c for row in samples for c in row]
         prompt_rows = [p for p in prompts for _ in range(self.cfg.rm_samples)]
         gold_rows = [g for g in golds for _ in range(self.cfg.rm_samples)]
@@ -300,9 +300,9 @@ class IterativeGRPO:
                         right += score_a > score_b
         return right / total if total else float("nan")
 
-    def _update_reward_model(self, model, tokenizer, iteration: int, steps: int) -> dict:
-        fresh = self._labelled_samples(model, tokenizer, self.train_questions, iteration, salt=1)
-        held = self._labelled_samples(model, tokenizer, self.heldout, iteration, salt=2)
+    def _update_reward_model(self, policy, tokenizer, iteration: int, steps: int) -> dict:
+        fresh = self._labelled_samples(policy, tokenizer, self.train_questions, iteration, salt=1)
+        held = self._labelled_samples(policy, tokenizer, self.heldout, iteration, salt=2)
         held_texts, held_labels = [e["text"] for e in held], [e["label"] for e in held]
         before = self.rm.accuracy(held_texts, held_labels)
         rng = random.Random(f"{self.cfg.seed}-replay-{iteration}")
@@ -350,8 +350,7 @@ class IterativeGRPO:
                 trainer.save_model(os.path.join(folder, "policy"))
                 tokenizer.save_pretrained(os.path.join(folder, "policy"))
                 self._save_state(iteration, "reward_model")
-                policy = trainer  # sampled through the trainer (ZeRO-3 parameters gathered)
-                self.trainer = trainer
+                policy = self.trainer = trainer
             self._record(trainer, self._update_reward_model(policy, tokenizer, iteration, self.cfg.rm_steps))
             last = iteration + 1 >= self.cfg.iterations
             self._save_state(iteration if last else iteration + 1, "finished" if last else "policy")

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import trl
 
-from .advantages import outcome_advantages, process_advantages, zero_variance_mask
+from .advantages import flat_step_groups, outcome_advantages, process_advantages, zero_variance_mask
 from .batching import check_text_only, concat_rows, num_rows, pad_rows, select_rows, trim_padding
 from .config import GRPOConfig
 from .losses import aggregate_token_loss, kl_penalty
@@ -122,7 +122,7 @@ class GRPOTrainer(trl.GRPOTrainer):
             output["advantages"] = output["advantages"].unsqueeze(1) + self._process_token_advantages(
                 inputs, output, group_size, mode)
             if self._zero_variance is not None:  # a group is flat only if its step rewards are flat too
-                self._zero_variance &= _flat_step_groups(self._step_rewards, group_size).to(self._zero_variance.device)
+                self._zero_variance &= flat_step_groups(self._step_rewards, group_size).to(self._zero_variance.device)
         return output
 
     def _process_token_advantages(self, inputs, output, group_size: int, mode: str) -> torch.Tensor:
@@ -200,7 +200,7 @@ class GRPOTrainer(trl.GRPOTrainer):
             self.beta = beta
 
         # Keep informative groups in order of generation, up to the number of groups of one batch.
-        parts, budget, kept_tokens, all_tokens = [], needed, 0, 0
+        parts, budget, kept_tokens, round_tokens = [], needed, 0, []
         for batch, zero in zip(rounds, flat):
             groups = ~zero[::group_size]
             take = groups & (groups.cumsum(0) <= budget)
@@ -209,7 +209,7 @@ class GRPOTrainer(trl.GRPOTrainer):
             parts.append(select_rows(batch, rows.nonzero().flatten().cpu()))
             mask = batch["completion_mask"] * batch.get("tool_mask", 1)
             kept_tokens += (mask * rows.unsqueeze(1).to(mask.device)).sum()
-            all_tokens += mask.sum()
+            round_tokens.append(mask.sum())
         pad_id = self._tokenizer.pad_token_id
         kept = concat_rows(parts, pad_id)
         n_real = num_rows(kept)
@@ -220,12 +220,12 @@ class GRPOTrainer(trl.GRPOTrainer):
         template = dict(rounds[0], zero_variance_real=torch.ones(local, device=self.accelerator.device))
         kept = trim_padding(pad_rows(kept, target, template, pad_id))
 
+        all_tokens = torch.stack(round_tokens).sum()
         totals = self.accelerator.gather(torch.stack([kept_tokens, all_tokens]).float().view(1, 2)).sum(0)
         if self.args.zero_variance_groups == "resample":
             kept["num_items_in_batch"] = totals[0]  # the batch is the kept rows: normalise over them
         else:  # "skip" keeps "keep"'s normalisers, so its update equals "keep"'s when beta == 0
-            local_tokens = (rounds[0]["completion_mask"] * rounds[0].get("tool_mask", 1)).sum()
-            kept["zero_variance_tokens_per_step"] = local_tokens.float() / spg
+            kept["zero_variance_tokens_per_step"] = round_tokens[0].float() / spg
         if self.beta != 0.0:
             kept["ref_per_token_logps"] = self._reference_logps(kept)
 
@@ -370,15 +370,6 @@ class GRPOTrainer(trl.GRPOTrainer):
             mask = inputs["completion_mask"]
             log_ratio = ((log_ratio * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).unsqueeze(-1)
         return torch.exp(log_ratio)
-
-
-def _flat_step_groups(step_rewards: list[list[float]], group_size: int) -> torch.Tensor:
-    """``(B,)`` bool: rows of groups whose step rewards are all equal (or absent): process advantage 0."""
-    flags = []
-    for g in range(0, len(step_rewards), group_size):
-        values = {r for row in step_rewards[g:g + group_size] for r in row}
-        flags += [len(values) <= 1] * group_size
-    return torch.tensor(flags, dtype=torch.bool)
 
 
 logger = logging.getLogger(__name__)

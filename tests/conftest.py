@@ -40,6 +40,14 @@ def digit_share_reward(completions, **kwargs):
     return [sum(ch.isdigit() for ch in c) / max(len(c), 1) for c in completions]
 
 
+def assert_same_parameters(trainer, other):
+    """Every parameter of ``trainer``'s model equals ``other``'s, to float tolerance (named on failure)."""
+    import torch
+
+    for (name, p), q in zip(trainer.model.named_parameters(), other.model.parameters()):
+        torch.testing.assert_close(p, q, msg=name)
+
+
 def cpu_grpo_args(output_dir, config_cls=None, **overrides):
     """A GRPOConfig for a few CPU steps on the tiny model."""
     from grpo_ext import GRPOConfig

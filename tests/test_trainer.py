@@ -7,8 +7,8 @@ import torch
 import trl
 from peft import LoraConfig
 
-from grpo_ext import GRPOConfig, GRPOTrainer
-from tests.conftest import cpu_grpo_args, digit_share_reward, run_two_processes
+from grpo_ext import GRPOTrainer
+from tests.conftest import assert_same_parameters, cpu_grpo_args, digit_share_reward, run_two_processes
 
 
 def make_trainer(tiny_model_dir, tiny_tokenizer, dataset, tmp_path, cls=GRPOTrainer, config_cls=None, **overrides):
@@ -74,8 +74,7 @@ def test_k3_matches_stock_trl_step_for_step(tiny_model_dir, tiny_tokenizer, addi
     stock_loss = [h["loss"] for h in stock.state.log_history if "loss" in h]
     assert len(ours_loss) == 3
     assert ours_loss == pytest.approx(stock_loss, rel=1e-4, abs=1e-7)
-    for (name, p), q in zip(ours.model.named_parameters(), stock.model.parameters()):
-        torch.testing.assert_close(p, q, msg=name)
+    assert_same_parameters(ours, stock)
 
 
 def test_k3_matches_stock_trl_with_gradient_accumulation(tiny_model_dir, tiny_tokenizer, addition_dataset, tmp_path):
@@ -85,8 +84,7 @@ def test_k3_matches_stock_trl_with_gradient_accumulation(tiny_model_dir, tiny_to
     stock = make_trainer(tiny_model_dir, tiny_tokenizer, addition_dataset, tmp_path / "trl", cls=trl.GRPOTrainer,
                          config_cls=trl.GRPOConfig, **kw)
     stock.train()
-    for (name, p), q in zip(ours.model.named_parameters(), stock.model.parameters()):
-        torch.testing.assert_close(p, q, msg=name)
+    assert_same_parameters(ours, stock)
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,9 @@ import logging
 import pytest
 import torch
 
-from grpo_ext import GRPOConfig, GRPOTrainer
+from grpo_ext import GRPOTrainer
 from grpo_ext.batching import concat_rows, pad_rows
-from tests.conftest import cpu_grpo_args, run_two_processes
+from tests.conftest import assert_same_parameters, cpu_grpo_args, run_two_processes
 
 
 def half_flat_reward(completions, prompts, **kwargs):
@@ -39,8 +39,7 @@ def test_skip_gives_the_same_update_as_keep_when_beta_is_zero(tiny_model_dir, ti
     skip = make(tiny_model_dir, tiny_tokenizer, addition_dataset, tmp_path / "skip", zero_variance_groups="skip", **kw)
     skip.train()
     assert max(logged(skip, "zero_variance/frac_skipped")) > 0  # groups really were dropped
-    for (name, p), q in zip(skip.model.named_parameters(), keep.model.parameters()):
-        torch.testing.assert_close(p, q, msg=name)
+    assert_same_parameters(skip, keep)
 
 
 def test_skip_matches_keep_across_gradient_accumulation(tiny_model_dir, tiny_tokenizer, addition_dataset, tmp_path):
@@ -49,8 +48,7 @@ def test_skip_matches_keep_across_gradient_accumulation(tiny_model_dir, tiny_tok
     keep.train()
     skip = make(tiny_model_dir, tiny_tokenizer, addition_dataset, tmp_path / "skip", zero_variance_groups="skip", **kw)
     skip.train()
-    for (name, p), q in zip(skip.model.named_parameters(), keep.model.parameters()):
-        torch.testing.assert_close(p, q, msg=name)
+    assert_same_parameters(skip, keep)
 
 
 def test_skip_reports_the_share_of_flat_groups_and_the_tokens_saved(tiny_model_dir, tiny_tokenizer, addition_dataset,

@@ -198,10 +198,14 @@ class OutcomeRewardModel:
         torch.save(self.optimizer.state_dict(), os.path.join(path, "optimizer.pt"))
 
     def load_state(self, path: str) -> None:
-        """Load weights and optimizer state saved by :meth:`save` into this model."""
+        """Load weights and optimizer state saved by :meth:`save` into this model (an adapter for PEFT)."""
+        from peft import PeftModel, set_peft_model_state_dict
         from safetensors.torch import load_file
 
-        self.model.load_state_dict(load_file(os.path.join(path, "model.safetensors")), strict=False)
+        if isinstance(self.model, PeftModel):
+            set_peft_model_state_dict(self.model, load_file(os.path.join(path, "adapter_model.safetensors")))
+        else:
+            self.model.load_state_dict(load_file(os.path.join(path, "model.safetensors")), strict=False)
         self.optimizer.load_state_dict(torch.load(os.path.join(path, "optimizer.pt"), weights_only=True))
 
 
