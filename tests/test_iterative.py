@@ -15,6 +15,7 @@ from grpo_ext.rewards.models import OutcomeRewardModel
 from grpo_ext.tiny import build_tiny_reward_model
 from tests.conftest import cpu_grpo_args
 
+GROUP = 4  # completions per prompt in these tests
 QUESTIONS = Dataset.from_list([{"prompt": f"{a}+{b}=", "answer": str(a + b)} for a in range(10) for b in range(10)])
 
 
@@ -69,25 +70,47 @@ def make_loop(tokenizer, policy, out, factory=None, **cfg):
     return IterativeGRPO(factory or make_factory(tokenizer), policy, rm, QUESTIONS, IterativeConfig(**settings))
 
 
-def test_reference_equals_policy_after_reset(warm_policy_dir, tiny_tokenizer, tmp_path):
-    trainer = make_factory(tiny_tokenizer, save_strategy="no")(warm_policy_dir, lambda completions, **k: [
-        float(len(c)) for c in completions], str(tmp_path))
+def rank_in_group_reward(completions, **kwargs):
+    """0, 1, ..., G-1 within each group: reward variance in every group, whatever the policy samples."""
+    return [float(i % GROUP) for i in range(len(completions))]
+
+
+def assert_learning_signal(trainer):
+    """The premise of a test that needs the policy to move: some group had distinct rewards and a gradient.
+
+    With a reward of guaranteed variance the advantages are non-zero; the gradient is still zero when all
+    completions of a group are the same text (the advantages sum to 0 over identical log-probs), which a
+    random model sampling at temperature 1 from ~100 characters does with negligible probability.
+    """
+    history = [h for h in trainer.state.log_history if "grad_norm" in h]
+    assert history and all(h["frac_reward_zero_std"] == 0 for h in history), (
+        f"premise: every group must have reward variance, got {[h['frac_reward_zero_std'] for h in history]}")
+    assert any(h["grad_norm"] > 0 for h in history), (
+        "premise: training must have a non-zero gradient (were all completions of each group identical?): "
+        f"grad_norm {[h['grad_norm'] for h in history]}")
+
+
+def test_reference_equals_policy_after_reset(tiny_model_dir, tiny_tokenizer, tmp_path):
+    trainer = make_factory(tiny_tokenizer, save_strategy="no", num_generations=GROUP)(
+        tiny_model_dir, rank_in_group_reward, str(tmp_path))
     trainer.args.max_steps = 2
     trainer.train()
+    assert_learning_signal(trainer)
     pairs = list(zip(trainer.model.parameters(), trainer.ref_model.parameters()))
     assert any(not torch.equal(p, r) for p, r in pairs)  # training moved the policy away from the reference
     reset_reference(trainer)
     assert all(torch.equal(p, r) for p, r in pairs)
 
 
-def test_lora_reference_equals_policy_after_reset(warm_policy_dir, tiny_tokenizer, tmp_path):
+def test_lora_reference_equals_policy_after_reset(tiny_model_dir, tiny_tokenizer, tmp_path):
     from peft import LoraConfig
 
     lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
-    trainer = GRPOTrainer(model=warm_policy_dir, reward_funcs=lambda completions, **k: [float(len(c)) for c in completions],
-                          args=cpu_grpo_args(tmp_path, max_steps=2, learning_rate=1e-2), train_dataset=QUESTIONS,
-                          processing_class=tiny_tokenizer, peft_config=lora)
+    trainer = GRPOTrainer(model=tiny_model_dir, reward_funcs=rank_in_group_reward,
+                          args=cpu_grpo_args(tmp_path, max_steps=2, learning_rate=1e-2, num_generations=GROUP),
+                          train_dataset=QUESTIONS, processing_class=tiny_tokenizer, peft_config=lora)
     trainer.train()
+    assert_learning_signal(trainer)
     model = trainer.model
     ids = torch.tensor([tiny_tokenizer.encode("3+4=7")])
 
@@ -170,13 +193,18 @@ def test_two_iterations_with_a_lora_policy(warm_policy_dir, tiny_tokenizer, tmp_
     def factory(model, reward_model, output_dir):
         if not isinstance(model, str):  # the reloaded adapter: lora_B starts at 0 in a fresh one
             received_b.append(max(p.abs().max().item() for n, p in model.named_parameters() if "lora_B.default" in n))
-        args = cpu_grpo_args(output_dir, max_completion_length=3, save_strategy="no", learning_rate=1e-2)
-        trainer = GRPOTrainer(model=model, reward_funcs=[reward_model], args=args, train_dataset=QUESTIONS,
+        # The warm policy is confident (its groups often repeat one answer, which cancels the gradient):
+        # sample hotter and add a reward of guaranteed variance so iteration 0 surely moves the adapter.
+        args = cpu_grpo_args(output_dir, max_completion_length=3, save_strategy="no", learning_rate=1e-2,
+                             temperature=3.0, num_generations=GROUP)
+        trainer = GRPOTrainer(model=model, reward_funcs=[reward_model, rank_in_group_reward], args=args,
+                              train_dataset=QUESTIONS,
                               processing_class=tiny_tokenizer, peft_config=lora if isinstance(model, str) else None)
         starts.append(trainer)
         return trainer
 
     log = make_loop(tiny_tokenizer, warm_policy_dir, tmp_path, factory=factory, policy_steps=2).run()
+    assert_learning_signal(starts[0])
     assert [m["iterative/iteration"] for m in log] == [0.0, 1.0]
     model = starts[1].model
     assert "ref" in model.peft_config and model.active_adapter == "default"
