@@ -18,6 +18,9 @@ TEXT_KEYS = frozenset({
 })
 #: Keys zeroed in a padding row, so it carries no loss and no advantage.
 _MASKS = ("completion_mask", "tool_mask", "advantages", "zero_variance_real")
+#: Fill of padding columns per key: ids get the pad token; a ratio gets 1 (no correction, and a log of 0
+#: where a loss multiplies ratios across the row, as VESPO's sequence weight does); the rest 0.
+_RATIO_KEYS = ("importance_sampling_ratio",)
 
 
 def check_text_only(batch: dict) -> None:
@@ -28,6 +31,44 @@ def check_text_only(batch: dict) -> None:
             f"zero_variance_groups 'skip' and 'resample' work on text-only batches; this batch also holds {unknown}. "
             "Use zero_variance_groups='keep' for multimodal training."
         )
+
+
+def pick_informative_groups(flat_rounds: list[torch.Tensor], group_size: int, local_rows: int) -> list[torch.Tensor]:
+    """Which groups of each generation round to train on, in order of generation.
+
+    A group is taken when it is informative (not flat), fewer than one batch of groups are taken so
+    far, and every process that holds rows of it still has room: no process ends with more rows than
+    its own batch (``local_rows``), so a micro-batch never outgrows ``per_device_train_batch_size``.
+
+    Args:
+        flat_rounds: per round, ``(B_total,)`` bool over the rows of all processes, True for the rows
+            of zero-variance groups (:func:`grpo_ext.advantages.zero_variance_mask`); process p holds
+            rows ``[p * local_rows, (p + 1) * local_rows)`` of every round.
+        group_size: completions per prompt (G); groups are contiguous.
+        local_rows: rows per process in one round.
+
+    Returns:
+        per round, ``(n_groups,)`` bool: the groups to keep.
+    """
+    total = flat_rounds[0].numel()
+    budget = total // group_size
+    room = {p: local_rows for p in range(-(-total // local_rows))}
+    picks = []
+    for flat in flat_rounds:
+        take = torch.zeros(total // group_size, dtype=torch.bool)
+        informative = (~flat[::group_size]).cpu().tolist()
+        for g, ok in enumerate(informative):
+            if not ok or budget == 0:
+                continue
+            rows = range(g * group_size, (g + 1) * group_size)
+            need = {p: sum(1 for r in rows if r // local_rows == p) for p in {r // local_rows for r in rows}}
+            if all(room[p] >= n for p, n in need.items()):
+                take[g] = True
+                budget -= 1
+                for p, n in need.items():
+                    room[p] -= n
+        picks.append(take)
+    return picks
 
 
 def num_rows(batch: dict) -> int:
@@ -75,7 +116,7 @@ def concat_rows(batches: list[dict], pad_token_id: int) -> dict:
             out[key] = torch.cat(values)
         else:
             width = max(v.size(1) for v in values)
-            fill = pad_token_id if key.endswith("_ids") else 0
+            fill = pad_token_id if key.endswith("_ids") else 1 if key in _RATIO_KEYS else 0
             out[key] = torch.cat([_pad_width(v, width, key.startswith("prompt"), fill) for v in values])
     return out
 

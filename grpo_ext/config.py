@@ -7,6 +7,8 @@ from typing import Any
 
 from trl import GRPOConfig as _TRLGRPOConfig
 
+import warnings
+
 from .losses import KL_ESTIMATORS
 
 #: DeepSeekMath-RL's hyper-parameters (paper, section 4.2): the values ``GRPOConfig.from_paper`` sets.
@@ -17,6 +19,8 @@ PAPER_SETTINGS: dict[str, Any] = {
     "max_completion_length": 1024,
     "num_iterations": 1,
     "kl_estimator": "k3",
+    # eq. 3 puts k3 in the loss as it is; TRL's default True is DeepSeek-V3.2's importance-weighted KL
+    "use_bias_correction_kl": False,
     "loss_type": "grpo",
     "scale_rewards": "group",
 }
@@ -48,16 +52,17 @@ class GRPOConfig(_TRLGRPOConfig):
     Parameters that control groups whose rewards are all equal (their advantage is 0):
         zero_variance_groups (`str`, *optional*, defaults to `"keep"`):
             ``"keep"``: train on them as TRL does (they move only the KL term). ``"skip"``: leave
-            them out of the reference pass and of the loss's forward and backward; with ``beta=0``
-            the update is the same as ``"keep"``'s, with ``beta>0`` the KL penalty is estimated on
-            the kept rows only. ``"resample"`` (DAPO's dynamic sampling): generate more groups from
+            them out of the reference pass and of the loss's forward and backward; the policy term
+            is ``"keep"``'s, and the KL penalty is estimated on the kept rows with its full weight
+            ``beta`` (logged as ``zero_variance/kl_weight``). ``"resample"`` (DAPO's dynamic sampling): generate more groups from
             fresh prompts until the batch holds as many informative groups as it has groups, or
             ``max_resample_rounds`` rounds are spent.
         max_resample_rounds (`int`, *optional*, defaults to `4`):
             Extra generation rounds per batch at most, for ``"resample"``.
 
-    Defaults of the inherited fields are TRL's (``loss_type="dapo"``, ``beta=0.0``), so a config
-    means the same in both libraries; :meth:`from_paper` returns DeepSeekMath-RL's settings.
+    Defaults of the inherited fields are TRL's (``loss_type="dapo"``, ``beta=0.0``,
+    ``use_bias_correction_kl=True``), so a config means the same in both libraries; :meth:`from_paper`
+    returns DeepSeekMath-RL's settings (``use_bias_correction_kl=False``: eq. 3's KL as written).
     """
 
     kl_estimator: str = field(
@@ -126,6 +131,11 @@ class GRPOConfig(_TRLGRPOConfig):
                 f"beta ({self.beta}) must be >= 0: it weighs the KL penalty to the reference model "
                 "(the paper uses 0.04; 0 disables the penalty and the reference model)."
             )
+        if self.beta > 0 and (self.kl_estimator, bool(self.use_bias_correction_kl)) == ("k1", False):
+            warnings.warn(
+                "kl_estimator='k1' with use_bias_correction_kl=False has an expected gradient of zero: the KL "
+                f"penalty (beta={self.beta}) does not constrain training. Use kl_estimator='k3' (the paper's) or 'k2', "
+                "or set use_bias_correction_kl=True.", UserWarning, stacklevel=3)
         try:
             super().__post_init__()
         except ValueError as err:
@@ -139,12 +149,28 @@ class GRPOConfig(_TRLGRPOConfig):
                     "generation_batch_size) a multiple of num_generations."
                 ) from err
             raise
+        if self.zero_variance_groups == "skip":
+            spg, gas = self.steps_per_generation, self.gradient_accumulation_steps
+            if spg > gas:
+                warnings.warn(
+                    f"zero_variance_groups='skip' with steps_per_generation ({spg}) > gradient_accumulation_steps "
+                    f"({gas}): the kept rows are spread over the {spg // gas} optimizer steps of a generation batch "
+                    "differently from 'keep''s rows, so each step's update differs from 'keep''s (their sum over the "
+                    "generation batch does not). Set steps_per_generation = gradient_accumulation_steps for 'keep''s "
+                    "exact updates.", UserWarning, stacklevel=3)
+            elif self.loss_type == "bnpo" and spg > 1:
+                warnings.warn(
+                    f"zero_variance_groups='skip' with loss_type='bnpo' and steps_per_generation ({spg}) > 1: bnpo "
+                    "divides each micro-batch by its own tokens, which 'skip' restores only on average (the kept rows "
+                    "land in other micro-batches than under 'keep'). Use loss_type='grpo' or 'dapo', or "
+                    "steps_per_generation=1, for 'keep''s exact update.", UserWarning, stacklevel=3)
 
     @classmethod
     def from_paper(cls, output_dir: str = "deepseekmath-rl", num_processes: int = 1, **overrides: Any) -> "GRPOConfig":
         """DeepSeekMath-RL's settings (paper, section 4.2), any of which ``overrides`` can change.
 
-        Learning rate 1e-6, beta 0.04 with the k3 estimator in the loss, 64 samples per question,
+        Learning rate 1e-6, beta 0.04 with the k3 estimator in the loss (unweighted, eq. 3:
+        ``use_bias_correction_kl=False``), 64 samples per question,
         completions up to 1024 tokens, per-output mean loss (``loss_type="grpo"``), rewards scaled by the
         group's std, and one policy update per exploration stage: 1024 completions per optimizer
         step (``per_device_train_batch_size`` 16 x ``num_processes`` x gradient accumulation) with

@@ -187,7 +187,8 @@ def grpo(cfg: DemoConfig, train_pairs, held, tokenizer, model_path, *, reward_fu
         output_dir=output_dir or os.path.join(cfg.output_dir, "grpo"), max_steps=steps,
         per_device_train_batch_size=cfg.grpo_batch_size, num_generations=cfg.num_generations,
         max_completion_length=cfg.completion_length, temperature=1.0, learning_rate=cfg.grpo_lr, lr_scheduler_type="constant",
-        beta=cfg.beta, loss_type="grpo", kl_estimator="k3", logging_steps=10, gradient_checkpointing=False,
+        beta=cfg.beta, loss_type="grpo", kl_estimator="k3", use_bias_correction_kl=False,  # eq. 3 as written
+        logging_steps=10, gradient_checkpointing=False,
         model_init_kwargs={"dtype": "float32"}, supervision=cfg.supervision, process_reward="step_check",
         step_separator="\n", **_cpu_args(cfg),
     )

@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+import transformers
 from datasets import Dataset
 
 from .evaluation import generate_completions
@@ -388,8 +389,10 @@ class IterativeGRPO:
         self.log.append(metrics)
         with open(self._path("iterative_log.jsonl"), "a", encoding="utf-8") as f:
             f.write(json.dumps(metrics) + "\n")
-        if trainer is not None and trainer.accelerator.is_main_process:
-            trainer.state.log_history.append({**metrics, "step": trainer.state.global_step})
+        if trainer is not None:
+            # transformers.Trainer.log, not TRL's override (which would merge and clear its step metrics and
+            # print the completions table again): log_history plus on_log, so report_to integrations see them.
+            transformers.Trainer.log(trainer, dict(metrics))
 
 
 __all__ = ["IterativeConfig", "IterativeGRPO", "ReplayBuffer", "reset_reference"]

@@ -15,9 +15,9 @@ import torch
 import trl
 
 from .advantages import flat_step_groups, outcome_advantages, process_advantages, zero_variance_mask
-from .batching import check_text_only, concat_rows, num_rows, pad_rows, select_rows, trim_padding
+from .batching import check_text_only, concat_rows, num_rows, pad_rows, pick_informative_groups, select_rows, trim_padding
 from .config import GRPOConfig
-from .losses import aggregate_token_loss, kl_penalty
+from .losses import aggregate_token_loss, importance_weights, kl_loss_term, zero_variance_kl_scale
 
 
 class GRPOTrainer(trl.GRPOTrainer):
@@ -48,8 +48,9 @@ class GRPOTrainer(trl.GRPOTrainer):
     With ``args.zero_variance_groups="skip"`` the groups whose rewards are all equal (advantage 0
     for every token) leave the batch before the reference pass and the loss; with ``"resample"``
     more groups are generated from fresh prompts until the batch is full of informative ones.
+    The policy term keeps "keep"'s weights and the KL term its full weight ``beta`` on the kept rows.
     Logged: ``zero_variance/frac_skipped``, ``zero_variance/resample_rounds``,
-    ``zero_variance/tokens_saved``, ``zero_variance/frac_filled``.
+    ``zero_variance/tokens_saved``, ``zero_variance/frac_filled``, ``zero_variance/kl_weight``.
     """
 
     _tag_names = ["trl", "grpo", "grpo-ext"]
@@ -72,7 +73,6 @@ class GRPOTrainer(trl.GRPOTrainer):
         self._rewards_per_func: torch.Tensor | None = None
         self._zero_variance: torch.Tensor | None = None  # (B_total,) of the batch just scored
         self._step_rewards: list[list[float]] | None = None
-        self._resample_calls = 0
         self._rng_after_shuffle: torch.Tensor | None = None
         self._capture_logps = False
         self._captured_logps: torch.Tensor | None = None
@@ -119,14 +119,21 @@ class GRPOTrainer(trl.GRPOTrainer):
         self._metrics[mode]["advantages/std"].append(all_advantages.std().item() if all_advantages.numel() > 1 else 0.0)
         self._metrics[mode]["advantages/frac_zero"].append((all_advantages == 0).float().mean().item())
         if self.supervision == "process":
-            output["advantages"] = output["advantages"].unsqueeze(1) + self._process_token_advantages(
-                inputs, output, group_size, mode)
+            local_process, all_process, all_ends = self._process_token_advantages(inputs, output, group_size, mode)
+            output["advantages"] = output["advantages"].unsqueeze(1) + local_process
+            # The completions table's "advantage" is the outcome one; this column has each step's token advantage.
+            self._logs["extra"]["step_advantages"].extend(
+                " ".join(f"{all_advantages[i].item() + all_process[i, e].item():.2f}" for e in ends)
+                for i, ends in enumerate(all_ends))
             if self._zero_variance is not None:  # a group is flat only if its step rewards are flat too
                 self._zero_variance &= flat_step_groups(self._step_rewards, group_size).to(self._zero_variance.device)
         return output
 
-    def _process_token_advantages(self, inputs, output, group_size: int, mode: str) -> torch.Tensor:
-        """``(B_local, T)`` process advantages; step rewards are gathered so each group is normalised whole."""
+    def _process_token_advantages(self, inputs, output, group_size: int, mode: str):
+        """Process advantages: ``(B_local, T)`` of this process, ``(B_total, T')`` of all, and all step ends.
+
+        Step rewards are gathered so each group is normalised whole.
+        """
         from accelerate.utils import gather_object
 
         from .rewards.steps import segment_steps
@@ -159,7 +166,7 @@ class GRPOTrainer(trl.GRPOTrainer):
         self._metrics[mode]["process/steps_per_completion"].append(len(flat) / max(len(all_rewards), 1))
         self._metrics[mode]["process/step_reward_mean"].append(sum(flat) / len(flat) if flat else 0.0)
         self._metrics[mode]["process/frac_steps_correct"].append(sum(r > 0.5 for r in flat) / len(flat) if flat else 0.0)
-        return local
+        return local, advantages, all_ends
 
     # ----- zero-variance groups ---------------------------------------------------------------
     def _prepare_inputs(self, generation_batch):
@@ -187,24 +194,21 @@ class GRPOTrainer(trl.GRPOTrainer):
             flat = [self._zero_variance]
             check_text_only(rounds[0])
             needed = flat[0].numel() // group_size
-            have = int((~flat[0][::group_size]).sum())
+            picks = pick_informative_groups(flat, group_size, local)
             extra = 0
             if self.args.zero_variance_groups == "resample":
-                self._resample_calls += 1
-                while have < needed and extra < self.args.max_resample_rounds:
+                while sum(int(p.sum()) for p in picks) < needed and extra < self.args.max_resample_rounds:
                     extra += 1
                     rounds.append(self._score_batch(self._fresh_inputs(local, extra), mode))
                     flat.append(self._zero_variance)
-                    have += int((~flat[-1][::group_size]).sum())
+                    picks = pick_informative_groups(flat, group_size, local)
         finally:
             self.beta = beta
+        have = sum(int(p.sum()) for p in picks)
 
-        # Keep informative groups in order of generation, up to the number of groups of one batch.
-        parts, budget, kept_tokens, round_tokens = [], needed, 0, []
-        for batch, zero in zip(rounds, flat):
-            groups = ~zero[::group_size]
-            take = groups & (groups.cumsum(0) <= budget)
-            budget -= int(take.sum())
+        # Keep the picked groups: at most one batch of them, and no process over its own batch size.
+        parts, kept_tokens, round_tokens = [], 0, []
+        for batch, take in zip(rounds, picks):
             rows = take.repeat_interleave(group_size)[rank * local:(rank + 1) * local]
             parts.append(select_rows(batch, rows.nonzero().flatten().cpu()))
             mask = batch["completion_mask"] * batch.get("tool_mask", 1)
@@ -222,10 +226,14 @@ class GRPOTrainer(trl.GRPOTrainer):
 
         all_tokens = torch.stack(round_tokens).sum()
         totals = self.accelerator.gather(torch.stack([kept_tokens, all_tokens]).float().view(1, 2)).sum(0)
-        if self.args.zero_variance_groups == "resample":
+        zv_mode = self.args.zero_variance_groups
+        if zv_mode == "resample":
             kept["num_items_in_batch"] = totals[0]  # the batch is the kept rows: normalise over them
-        else:  # "skip" keeps "keep"'s normalisers, so its update equals "keep"'s when beta == 0
+        else:  # "skip" keeps "keep"'s normalisers, so its policy term equals "keep"'s
             kept["zero_variance_tokens_per_step"] = round_tokens[0].float() / spg
+        kl_scale, covered = zero_variance_kl_scale(self.loss_type, zv_mode, real_rows=n_real, padded_rows=target,
+                                                   kept_tokens=totals[0].item(), all_tokens=totals[1].item())
+        kept["zero_variance_kl_scale"] = torch.tensor(kl_scale, device=self.accelerator.device)
         if self.beta != 0.0:
             kept["ref_per_token_logps"] = self._reference_logps(kept)
 
@@ -241,6 +249,7 @@ class GRPOTrainer(trl.GRPOTrainer):
         self._metrics[mode]["zero_variance/resample_rounds"].append(float(extra))
         self._metrics[mode]["zero_variance/tokens_saved"].append((totals[1] - totals[0]).item())
         self._metrics[mode]["zero_variance/frac_filled"].append(min(have, needed) / needed)
+        self._metrics[mode]["zero_variance/kl_weight"].append(self.beta * kl_scale * covered)
         if self.args.zero_variance_groups == "resample" and have < needed and self.accelerator.is_main_process:
             logger.warning(
                 "zero_variance_groups='resample' stopped after max_resample_rounds=%d extra rounds with %d of %d "
@@ -259,7 +268,10 @@ class GRPOTrainer(trl.GRPOTrainer):
             raise ValueError("zero_variance_groups='resample' draws fresh prompts by index and needs a map-style "
                              "train_dataset; use 'skip' with an IterableDataset")
         total = local * self.accelerator.num_processes
-        rng = random.Random(f"{self.args.seed}-{self.state.global_step}-{self._resample_calls}-{round_index}")
+        # Keyed by what a resumed run restores: the optimizer step and the generation's place in it
+        # (TRL's micro-step counter restarts at 0 on resume, in step with the accumulation window).
+        window = self._step % self.args.gradient_accumulation_steps
+        rng = random.Random(f"{self.args.seed}-{self.state.global_step}-{window}-{round_index}")
         picks = [rng.randrange(len(dataset)) for _ in range(total // self.num_generations)]
         rows = [dataset[i] for i in picks for _ in range(self.num_generations)]
         rank = self.accelerator.process_index
@@ -310,21 +322,24 @@ class GRPOTrainer(trl.GRPOTrainer):
         return out
 
     def _compute_loss(self, model, inputs):
-        loss = self._loss_with_estimator(model, inputs)
+        kl_scale = 1.0
         if "zero_variance_real" in inputs and self.model.training:
-            loss = loss * self._zero_variance_scale(inputs)
-        return loss
+            # Scale the advantages, not the loss: every loss_type's policy term is linear in them (and
+            # uses only their sign otherwise), while TRL's entropy bonus and auxiliary loss keep their
+            # own weights. The KL term gets the whole weight of the dropped rows back (kl_scale).
+            inputs = dict(inputs, advantages=inputs["advantages"] * self._zero_variance_scale(inputs))
+            kl_scale = float(inputs["zero_variance_kl_scale"])
+        if self.beta == 0.0 or (self.kl_estimator == "k3" and kl_scale == 1.0):
+            return super()._compute_loss(model, inputs)
+        return self._loss_with_kl(model, inputs, kl_scale)
 
-    def _loss_with_estimator(self, model, inputs):
-        """The parent's loss, plus ``beta * (KL_est - KL_k3)`` aggregated as the parent aggregates.
+    def _loss_with_kl(self, model, inputs, kl_scale: float):
+        """The parent's loss with its k3 KL term replaced by ``kl_scale`` times ours, aggregated alike.
 
         TRL hard-codes k3 inside its 270-line loss; every ``loss_type`` reduces the per-token loss
-        linearly, so adding the aggregated difference gives exactly the loss with the chosen
-        estimator, from the same forward pass, without copying the parent's method.
+        linearly, so adding ``beta * aggregate(kl_scale * KL_est - KL_k3)`` gives exactly the loss with
+        the chosen estimator and weight, from the same forward pass, without copying the parent's method.
         """
-        if self.beta == 0.0 or self.kl_estimator == "k3":
-            return super()._compute_loss(model, inputs)
-
         self._capture_logps = True
         try:
             loss = super()._compute_loss(model, inputs)
@@ -332,17 +347,18 @@ class GRPOTrainer(trl.GRPOTrainer):
             self._capture_logps = False
         per_token_logps, self._captured_logps = self._captured_logps, None
 
-        ref = inputs["ref_per_token_logps"]
-        k3 = kl_penalty(per_token_logps, ref, "k3")
-        kl = kl_penalty(per_token_logps, ref, self.kl_estimator)
-        delta = kl - k3
-        if self.args.use_bias_correction_kl:
-            delta = delta * self._importance_weights(per_token_logps, inputs)
-
-        mode = "train" if self.model.training else "eval"
         mask = inputs["completion_mask"]
         if "tool_mask" in inputs:
             mask = mask * inputs["tool_mask"]
+        weights = None
+        if self.args.use_bias_correction_kl:
+            weights = importance_weights(per_token_logps, inputs.get("old_per_token_logps"), mask,
+                                         self.importance_sampling_level)
+        ref = inputs["ref_per_token_logps"]
+        theirs = kl_loss_term(per_token_logps, ref, "k3", weights)
+        ours = kl_loss_term(per_token_logps, ref, self.kl_estimator, weights)
+
+        mode = "train" if self.model.training else "eval"
         accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1.0
         num_items = None
         if self.loss_type in ("dapo", "cispo", "vespo"):
@@ -350,7 +366,7 @@ class GRPOTrainer(trl.GRPOTrainer):
             if mode == "train":
                 num_items = num_items * self.current_gradient_accumulation_steps / self.args.steps_per_generation
         loss = loss + self.beta * aggregate_token_loss(
-            delta,
+            kl_scale * ours - theirs,
             mask,
             self.loss_type,
             max_completion_length=self.max_completion_length,
@@ -358,18 +374,11 @@ class GRPOTrainer(trl.GRPOTrainer):
             accumulation_factor=accumulation,
         )
 
-        # The parent logged the k3 value as "kl": replace it with the estimator actually used.
-        totals = self.accelerator.reduce(torch.stack([(kl.detach() * mask).sum(), mask.sum().float()]), reduction="sum")
+        # The parent logged its k3 term as "kl": replace it with the term actually in the loss.
+        ours = ours.detach().expand_as(mask)
+        totals = self.accelerator.reduce(torch.stack([(ours * mask).sum(), mask.sum().float()]), reduction="sum")
         self._metrics[mode]["kl"][-1] = (totals[0] / totals[1].clamp(min=1.0)).item()
         return loss
-
-    def _importance_weights(self, per_token_logps: torch.Tensor, inputs: dict) -> torch.Tensor:
-        old = inputs.get("old_per_token_logps")
-        log_ratio = per_token_logps - (per_token_logps.detach() if old is None else old)
-        if self.importance_sampling_level == "sequence":
-            mask = inputs["completion_mask"]
-            log_ratio = ((log_ratio * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).unsqueeze(-1)
-        return torch.exp(log_ratio)
 
 
 logger = logging.getLogger(__name__)

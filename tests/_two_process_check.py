@@ -6,6 +6,8 @@ Modes:
   different losses and parameters.
 - ``zero_variance``: "skip" must give "keep"'s parameters (beta 0) when a process may have no
   informative row at all (it trains on a padding row), and "resample" must run without hanging.
+  When one process's groups are always flat, the other must not take its place: no process may
+  train on more rows per micro-batch than ``per_device_train_batch_size``.
 - ``process``: with groups spanning both processes, each process's token advantages must be its
   slice of ``process_advantages`` over the step rewards of the whole group.
 """
@@ -33,6 +35,23 @@ def half_flat_reward(completions, prompts, **kwargs):
 
 def char_steps(completions, steps, **kwargs):
     return [[(sum(map(ord, s)) % 5) / 5 for s in row] for row in steps]
+
+
+def rank_one_flat_reward(completions, **kwargs):
+    """Flat on process 1, informative on process 0: process 0 alone finds informative groups."""
+    if torch.distributed.get_rank() == 1:
+        return [0.5] * len(completions)
+    return [(sum(map(ord, c)) % 7) / 7 for c in completions]
+
+
+class RowCounting(GRPOTrainer):
+    """Records the rows of every micro-batch the loss sees."""
+
+    rows_seen: list = []
+
+    def _compute_loss(self, model, inputs):
+        self.rows_seen.append(inputs["completion_ids"].size(0))
+        return super()._compute_loss(model, inputs)
 
 
 DATA = Dataset.from_list([{"prompt": f"{a}+{b}="} for a in range(10) for b in range(10)])
@@ -69,10 +88,18 @@ def zero_variance(model_dir, out):
     keep, _ = run(GRPOTrainer, GRPOConfig, model_dir, out + "/keep", **kw)
     skip, _ = run(GRPOTrainer, GRPOConfig, model_dir, out + "/skip", zero_variance_groups="skip", **kw)
     resample, _ = run(GRPOTrainer, GRPOConfig, model_dir, out + "/resample", zero_variance_groups="resample",
-                      max_resample_rounds=2, reward=half_flat_reward, max_steps=2)
-    skipped = [h["zero_variance/frac_skipped"] for h in skip.state.log_history if "zero_variance/frac_skipped" in h]
-    filled = [h["zero_variance/frac_filled"] for h in resample.state.log_history if "zero_variance/frac_filled" in h]
-    return skip, {"same_parameters": same(skip, keep), "frac_skipped": skipped, "resample_filled": filled}
+                      max_resample_rounds=6, reward=half_flat_reward, max_steps=2)
+    lopsided, _ = run(RowCounting, GRPOConfig, model_dir, out + "/lopsided", zero_variance_groups="resample",
+                      max_resample_rounds=3, reward=rank_one_flat_reward, max_steps=2)
+
+    def logged(trainer, key):
+        return [h[key] for h in trainer.state.log_history if key in h]
+
+    return skip, {"same_parameters": same(skip, keep), "frac_skipped": logged(skip, "zero_variance/frac_skipped"),
+                  "resample_filled": logged(resample, "zero_variance/frac_filled"),
+                  "lopsided_filled": logged(lopsided, "zero_variance/frac_filled"),
+                  "lopsided_most_rows": max(gather_object([max(RowCounting.rows_seen)])),
+                  "per_device_batch": lopsided.args.per_device_train_batch_size}
 
 
 def process(model_dir, out):

@@ -72,3 +72,35 @@ def test_unsupported_trl_version_fails_with_the_supported_range():
 
 def test_supported_trl_version_passes():
     check_trl_version("1.16.3")
+
+
+def test_paper_preset_uses_eq3_kl_without_importance_weighting(tmp_path):
+    # TRL defaults to DeepSeek-V3.2's bias-corrected KL; DeepSeekMath's eq. 3 has k3 as it is
+    cpu = dict(use_cpu=True, bf16=False)
+    assert GRPOConfig(output_dir=str(tmp_path), **cpu).use_bias_correction_kl is True
+    assert GRPOConfig.from_paper(output_dir=str(tmp_path), **cpu).use_bias_correction_kl is False
+
+
+@pytest.mark.parametrize("recipe", ["outcome", "process", "iterative"])
+def test_paper_recipes_use_eq3_kl_without_importance_weighting(recipe):
+    import pathlib
+
+    import yaml
+
+    path = pathlib.Path(__file__).parents[1] / "recipes" / "deepseek-math-7b-instruct" / "grpo" / f"{recipe}.yaml"
+    settings = yaml.safe_load(path.read_text())
+    assert settings["kl_estimator"] == "k3" and settings["use_bias_correction_kl"] is False
+
+
+def test_skip_with_bnpo_over_several_micro_batches_warns(tmp_path):
+    with pytest.warns(UserWarning, match="bnpo divides each micro-batch by its own tokens"):
+        GRPOConfig(output_dir=str(tmp_path), zero_variance_groups="skip", loss_type="bnpo", use_cpu=True, bf16=False,
+                   per_device_train_batch_size=4, num_generations=4, steps_per_generation=2,
+                   gradient_accumulation_steps=2)
+
+
+def test_skip_with_more_micro_batches_per_generation_than_per_step_warns(tmp_path):
+    with pytest.warns(UserWarning, match=r"steps_per_generation \(4\) > gradient_accumulation_steps \(2\)"):
+        GRPOConfig(output_dir=str(tmp_path), zero_variance_groups="skip", use_cpu=True, bf16=False,
+                   per_device_train_batch_size=4, num_generations=4, steps_per_generation=4,
+                   gradient_accumulation_steps=2)

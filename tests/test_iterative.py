@@ -210,3 +210,24 @@ def test_two_iterations_with_a_lora_policy(warm_policy_dir, tiny_tokenizer, tmp_
     assert "ref" in model.peft_config and model.active_adapter == "default"
     assert (tmp_path / "iteration-0" / "policy" / "adapter_config.json").exists()
     assert len(received_b) == 1 and received_b[0] > 0  # iteration 1 started from iteration 0's trained adapter
+
+
+def test_iterative_metrics_reach_the_logging_integrations(warm_policy_dir, tiny_tokenizer, tmp_path):
+    # report_to integrations (tensorboard, wandb) are TrainerCallbacks that see what on_log receives
+    seen = []
+
+    class Integration(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            seen.append(dict(logs or {}))
+
+    base = make_factory(tiny_tokenizer, save_strategy="no")
+
+    def factory(model, reward_model, output_dir):
+        trainer = base(model, reward_model, output_dir)
+        trainer.add_callback(Integration())
+        return trainer
+
+    log = make_loop(tiny_tokenizer, warm_policy_dir, tmp_path, factory=factory, policy_steps=1).run()
+    reported = [entry for entry in seen if "iterative/rm_accuracy" in entry]
+    assert [entry["iterative/iteration"] for entry in reported] == [0.0, 1.0]
+    assert reported[0]["iterative/rm_accuracy"] == log[0]["iterative/rm_accuracy"]

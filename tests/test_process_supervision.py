@@ -37,7 +37,8 @@ class Recorder:
         return rewards
 
 
-def test_token_advantages_are_outcome_plus_process(tiny_model_dir, tiny_tokenizer, addition_dataset, tmp_path):
+def score_process_batch(tiny_model_dir, tiny_tokenizer, addition_dataset, tmp_path):
+    """One generation batch (2 prompts x 4) scored with the outcome weight 0: the process part alone."""
     recorder = Recorder()
     args = cpu_grpo_args(tmp_path, supervision="process", max_steps=1, max_completion_length=8, reward_weights=[0.0])
     trainer = GRPOTrainer(model=tiny_model_dir, reward_funcs=digit_share_reward, args=args,
@@ -45,7 +46,11 @@ def test_token_advantages_are_outcome_plus_process(tiny_model_dir, tiny_tokenize
                           process_reward_funcs=[recorder])
     trainer.model.train()
     batch = [addition_dataset[i] for i in range(2) for _ in range(4)]
-    output = trainer._generate_and_score_completions(batch)
+    return trainer, recorder, trainer._generate_and_score_completions(batch)
+
+
+def test_token_advantages_are_outcome_plus_process(tiny_model_dir, tiny_tokenizer, addition_dataset, tmp_path):
+    _, recorder, output = score_process_batch(tiny_model_dir, tiny_tokenizer, addition_dataset, tmp_path)
     completions, steps, rewards = recorder.calls[-1]
     ids, mask = output["completion_ids"], output["completion_mask"]
     ends = [segment_steps(row[m.bool()].tolist(), tiny_tokenizer)[1] for row, m in zip(ids, mask)]
@@ -125,3 +130,14 @@ def test_step_checker_with_the_reference_solution_rewards_only_its_steps():
 def test_prm_process_reward_needs_a_model_name():
     with pytest.raises(ValueError, match="names no model"):
         get_process_reward("prm: ")
+
+
+def test_completions_table_shows_each_steps_token_advantage(tiny_model_dir, tiny_tokenizer, addition_dataset,
+                                                           tmp_path):
+    trainer, _, output = score_process_batch(tiny_model_dir, tiny_tokenizer, addition_dataset, tmp_path)
+    ids, mask = output["completion_ids"], output["completion_mask"]
+    column = list(trainer._logs["extra"]["step_advantages"])
+    assert len(column) == 8
+    for row, m, adv, shown in zip(ids, mask, output["advantages"], column):
+        ends = segment_steps(row[m.bool()].tolist(), tiny_tokenizer)[1]
+        assert shown == " ".join(f"{adv[e].item():.2f}" for e in ends)  # one value per step, not one scalar

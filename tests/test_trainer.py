@@ -132,3 +132,80 @@ def test_two_processes_train_exactly_like_stock_trl(tiny_model_dir, tmp_path):
     result = run_two_processes(tiny_model_dir, tmp_path, "stock")
     assert result["ours"] == pytest.approx(result["trl"], rel=1e-4, abs=1e-7) and len(result["ours"]) == 3
     assert result["same_parameters"]
+
+
+# ----- the loss on hand-built micro-batches --------------------------------------------------------
+def micro_batch(trainer, rows=2, c=0.3, **extra):
+    """A 2-token micro-batch with zero advantages and log pi_ref = log pi_theta + c for every token."""
+    model = trainer.model.eval()
+    prompt_ids = torch.arange(4, 4 + 3 * rows).view(rows, 3)
+    completion_ids = torch.arange(20, 20 + 2 * rows).view(rows, 2)
+    with torch.no_grad():
+        logps, _, _ = trainer._get_per_token_logps_and_entropies(
+            model, torch.cat([prompt_ids, completion_ids], 1), torch.ones(rows, 5, dtype=torch.long), 2)
+    inputs = {"prompt_ids": prompt_ids, "prompt_mask": torch.ones_like(prompt_ids), "completion_ids": completion_ids,
+              "completion_mask": torch.ones_like(completion_ids), "advantages": torch.zeros(rows),
+              "num_items_in_batch": torch.tensor(2.0 * rows), "ref_per_token_logps": logps + c}
+    inputs.update(extra)
+    return model, inputs, logps
+
+
+def test_skip_keeps_the_full_kl_weight_on_the_kept_rows(tiny_model_dir, tiny_tokenizer, addition_dataset, tmp_path):
+    # 2 real rows and 2 padding rows of a batch of 4 (half the groups dropped): the kept rows' KL must
+    # weigh beta, as a whole batch's does, not beta * 2/4
+    trainer = make_trainer(tiny_model_dir, tiny_tokenizer, addition_dataset, tmp_path, zero_variance_groups="skip",
+                           per_device_train_batch_size=4)
+    model, inputs, _ = micro_batch(trainer, rows=4, zero_variance_real=torch.tensor([1.0, 1.0, 0.0, 0.0]),
+                                   zero_variance_kl_scale=torch.tensor(2.0))
+    inputs["completion_mask"] = torch.tensor([[1, 1], [1, 1], [0, 0], [0, 0]])
+    model.train()
+    trainer.current_gradient_accumulation_steps = 1  # set by train(); this calls the loss directly
+    loss = trainer._compute_loss(model, inputs)
+    assert loss.item() == pytest.approx(0.04 * (math.exp(0.3) - 0.3 - 1), rel=1e-4)
+
+
+def test_skip_leaves_the_entropy_bonus_at_trls_weight(tiny_model_dir, tiny_tokenizer, addition_dataset, tmp_path):
+    # 2 rows of a batch of 4: the policy term is rescaled by 2/4, the entropy bonus must not be
+    trainer = make_trainer(tiny_model_dir, tiny_tokenizer, addition_dataset, tmp_path, zero_variance_groups="skip",
+                           per_device_train_batch_size=4, beta=0.0, entropy_coef=0.1)
+    model, inputs, _ = micro_batch(trainer, rows=2, zero_variance_real=torch.ones(2),
+                                   zero_variance_kl_scale=torch.tensor(1.0))
+    with torch.no_grad():
+        _, entropies, _ = trainer._get_per_token_logps_and_entropies(
+            model, torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], 1), torch.ones(2, 5, dtype=torch.long),
+            2, compute_entropy=True)
+    model.train()
+    trainer.current_gradient_accumulation_steps = 1  # set by train(); this calls the loss directly
+    loss = trainer._compute_loss(model, inputs)
+    assert loss.item() == pytest.approx(-0.1 * entropies.mean().item(), rel=1e-4)
+
+
+def test_sequence_level_bias_correction_leaves_tool_tokens_out(tiny_model_dir, tiny_tokenizer, addition_dataset,
+                                                               tmp_path):
+    # k2 with the correction at sequence level: weight exp(mean log ratio over the counted tokens).
+    # Row 0's second token is a tool token with a log ratio of 3: it must not enter the weight.
+    trainer = make_trainer(tiny_model_dir, tiny_tokenizer, addition_dataset, tmp_path, kl_estimator="k2",
+                           use_bias_correction_kl=True, importance_sampling_level="sequence")
+    model, inputs, logps = micro_batch(trainer, rows=2)
+    log_ratio = torch.tensor([[0.2, 3.0], [0.1, 0.1]])
+    inputs["old_per_token_logps"] = logps - log_ratio
+    inputs["tool_mask"] = torch.tensor([[1, 0], [1, 1]])
+    loss = trainer._compute_loss(model, inputs)
+    k2 = 0.5 * 0.3**2
+    # row 0: one counted token, weight e^0.2; row 1: two tokens, weight e^0.1 each; then the mean of rows
+    expected = 0.04 * (k2 * math.exp(0.2) + k2 * math.exp(0.1)) / 2
+    assert loss.item() == pytest.approx(expected, rel=1e-4)
+
+
+def test_logged_kl_is_the_bias_corrected_term_in_the_loss(tiny_model_dir, tiny_tokenizer, addition_dataset, tmp_path):
+    trainer = make_trainer(tiny_model_dir, tiny_tokenizer, addition_dataset, tmp_path, kl_estimator="k2",
+                           use_bias_correction_kl=True)
+    model, inputs, logps = micro_batch(trainer, rows=2)
+    inputs["old_per_token_logps"] = logps - 0.5  # every token's ratio is e^0.5
+    trainer._compute_loss(model, inputs)
+    assert trainer._metrics["eval"]["kl"][-1] == pytest.approx(0.5 * 0.3**2 * math.exp(0.5), rel=1e-4)
+
+
+def test_k1_without_bias_correction_warns_that_the_kl_has_no_effect(tmp_path):
+    with pytest.warns(UserWarning, match="expected gradient of zero"):
+        cpu_grpo_args(tmp_path, kl_estimator="k1", use_bias_correction_kl=False)

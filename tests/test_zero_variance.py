@@ -129,12 +129,24 @@ def test_padding_rows_carry_no_loss_and_no_advantage():
     assert out["advantages"].tolist() == pytest.approx([0.7, 0.0, 0.0])
 
 
-def test_two_processes_skip_like_keep_and_resample_without_hanging(tiny_model_dir, tmp_path):
+@pytest.fixture(scope="module")
+def two_process_result(tiny_model_dir, tmp_path_factory):
+    return run_two_processes(tiny_model_dir, tmp_path_factory.mktemp("two-processes"), "zero_variance")
+
+
+def test_two_processes_skip_like_keep_and_resample_without_hanging(two_process_result):
     # a process whose groups are all flat trains on a padding row while the other trains on real rows
-    result = run_two_processes(tiny_model_dir, tmp_path, "zero_variance")
+    result = two_process_result
     assert 0.5 in result["frac_skipped"]  # one of the two groups (one per process) was dropped at some step
     assert result["same_parameters"]
     assert result["resample_filled"] == [1.0, 1.0]
+
+
+def test_two_processes_resample_never_exceeds_the_micro_batch(two_process_result):
+    # process 1's groups are always flat: process 0 finds informative groups, but only its own share
+    result = two_process_result
+    assert result["lopsided_most_rows"] <= result["per_device_batch"] == 4
+    assert result["lopsided_filled"] == [0.5, 0.5]
 
 
 def test_trim_padding_drops_completion_columns_that_are_padding_in_every_row():
@@ -147,3 +159,46 @@ def test_trim_padding_drops_completion_columns_that_are_padding_in_every_row():
     assert out["prompt_ids"].tolist() == [[0, 0, 5], [0, 6, 7]]  # prompt positions stay as they were
     assert out["completion_ids"].tolist() == [[8, 0], [9, 9]] and out["completion_mask"].tolist() == [[1, 0], [1, 1]]
     assert out["advantages"].tolist() == [0.5, -0.5]
+
+
+def test_skip_logs_the_full_kl_weight(tiny_model_dir, tiny_tokenizer, addition_dataset, tmp_path):
+    trainer = make(tiny_model_dir, tiny_tokenizer, addition_dataset, tmp_path, zero_variance_groups="skip",
+                   max_steps=2, beta=0.04)
+    trainer.train()
+    assert max(logged(trainer, "zero_variance/frac_skipped")) > 0  # premise: some groups were dropped
+    assert logged(trainer, "zero_variance/kl_weight") == pytest.approx([0.04, 0.04])
+
+
+def test_merged_rounds_pad_the_importance_ratio_with_one():
+    a = {"completion_ids": torch.tensor([[7]]), "importance_sampling_ratio": torch.tensor([[0.8]])}
+    b = {"completion_ids": torch.tensor([[8, 9, 9]]), "importance_sampling_ratio": torch.tensor([[1.1, 0.9, 1.2]])}
+    merged = concat_rows([a, b], pad_token_id=0)["importance_sampling_ratio"]
+    torch.testing.assert_close(merged, torch.tensor([[0.8, 1.0, 1.0], [1.1, 0.9, 1.2]]))
+
+
+def test_padding_columns_change_no_vespo_weight():
+    # VESPO sums log(importance_sampling_ratio) over the whole row, padding columns included
+    from trl import GRPOTrainer as StockTrainer
+
+    row = {"completion_ids": torch.tensor([[7, 7]]), "importance_sampling_ratio": torch.tensor([[0.8, 1.3]])}
+    wide = {"completion_ids": torch.tensor([[8, 9, 9, 9]]), "importance_sampling_ratio": torch.ones(1, 4)}
+    merged = concat_rows([row, wide], pad_token_id=0)
+    mask = torch.tensor([[1.0, 1.0, 0.0, 0.0]])
+
+    def phi(ratio, m):
+        return StockTrainer.get_gamma_weights(advantages=torch.ones(1, 1), log_ratio_per_token=torch.zeros_like(m),
+                                              mask=m, importance_sampling_ratio=ratio)
+
+    torch.testing.assert_close(phi(merged["importance_sampling_ratio"][:1], mask), phi(row["importance_sampling_ratio"],
+                                                                                      mask[:, :2]))
+
+
+def test_resumed_run_draws_the_same_replacement_groups(tiny_model_dir, tiny_tokenizer, addition_dataset, tmp_path):
+    kw = dict(zero_variance_groups="resample", max_resample_rounds=3, beta=0.0, max_steps=3, save_strategy="steps",
+              save_steps=1)
+    straight = make(tiny_model_dir, tiny_tokenizer, addition_dataset, tmp_path / "straight", **kw)
+    straight.train()
+    assert logged(straight, "zero_variance/resample_rounds")[2] >= 1  # premise: step 3 drew fresh groups
+    resumed = make(tiny_model_dir, tiny_tokenizer, addition_dataset, tmp_path / "resumed", **kw)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "straight" / "checkpoint-2"))
+    assert_same_parameters(resumed, straight)

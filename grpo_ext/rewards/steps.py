@@ -4,7 +4,7 @@ Steps are separated by ``separator`` in the decoded text (``"\\n"``: one step pe
 ``"\\n\\n"``: paragraphs). The token index of a step's end is found through character offsets of
 decoded prefixes, not by searching decoded tokens for the separator, so tokenizers that merge the
 separator into a neighbouring token (``"3\\n"`` as one token) still get the right index: the token
-that holds the step's last character.
+that holds the step's last character (its last byte, when a byte-level tokenizer splits the character).
 """
 
 from __future__ import annotations
@@ -14,18 +14,28 @@ from collections.abc import Sequence
 from transformers import PreTrainedTokenizerBase
 
 
-def _prefix_length(tokenizer, ids: Sequence[int], k: int, cache: dict[int, int]) -> int:
+def _prefix_length(tokenizer, ids: Sequence[int], k: int, text: str, cache: dict[int, int]) -> int:
+    """Characters of ``text`` completed by the first ``k`` tokens.
+
+    A byte-level tokenizer splits a multi-byte character (Chinese, emoji) over several tokens; a prefix
+    that ends inside one decodes its bytes as U+FFFD. Those are not characters of the text yet: they are
+    left out, so the character counts as held by the token that completes it.
+    """
     if k not in cache:
-        cache[k] = len(tokenizer.decode(list(ids[:k]), skip_special_tokens=True))
+        decoded = tokenizer.decode(list(ids[:k]), skip_special_tokens=True)
+        n = len(decoded)
+        while n and decoded[n - 1] == "\ufffd" and (n > len(text) or text[n - 1] != "\ufffd"):
+            n -= 1
+        cache[k] = n
     return cache[k]
 
 
-def _token_holding(tokenizer, ids: Sequence[int], char_index: int, cache: dict[int, int]) -> int:
-    """The first token whose decoded prefix extends past ``char_index`` (binary search)."""
+def _token_holding(tokenizer, ids: Sequence[int], char_index: int, text: str, cache: dict[int, int]) -> int:
+    """The first token whose decoded prefix completes the character at ``char_index`` (binary search)."""
     lo, hi = 0, len(ids) - 1
     while lo < hi:
         mid = (lo + hi) // 2
-        if _prefix_length(tokenizer, ids, mid + 1, cache) > char_index:
+        if _prefix_length(tokenizer, ids, mid + 1, text, cache) > char_index:
             hi = mid
         else:
             lo = mid + 1
@@ -58,7 +68,7 @@ def segment_steps(completion_ids: Sequence[int], tokenizer: PreTrainedTokenizerB
         content = text[start:stop]
         if content.strip():
             last_char = start + len(content.rstrip()) - 1
-            end = _token_holding(tokenizer, ids, last_char, cache)
+            end = _token_holding(tokenizer, ids, last_char, text, cache)
             if ends and end <= ends[-1]:  # two steps inside one token: merge them
                 steps[-1] = steps[-1] + separator + content.strip()
             else:
