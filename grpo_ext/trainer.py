@@ -356,7 +356,7 @@ class GRPOTrainer(trl.GRPOTrainer):
                                          self.importance_sampling_level)
         ref = inputs["ref_per_token_logps"]
         theirs = kl_loss_term(per_token_logps, ref, "k3", weights)
-        ours = kl_loss_term(per_token_logps, ref, self.kl_estimator, weights)
+        ours = theirs if self.kl_estimator == "k3" else kl_loss_term(per_token_logps, ref, self.kl_estimator, weights)
 
         mode = "train" if self.model.training else "eval"
         accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1.0
@@ -374,6 +374,8 @@ class GRPOTrainer(trl.GRPOTrainer):
             accumulation_factor=accumulation,
         )
 
+        if ours is theirs:  # the parent logged this very term as "kl"
+            return loss
         # The parent logged its k3 term as "kl": replace it with the term actually in the loss.
         ours = ours.detach().expand_as(mask)
         totals = self.accelerator.reduce(torch.stack([(ours * mask).sum(), mask.sum().float()]), reduction="sum")
