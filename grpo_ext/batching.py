@@ -8,6 +8,8 @@ of different widths. Used by ``zero_variance_groups="skip" | "resample"``.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import torch
 
 #: Keys that a text-only generation batch may hold; anything else (images) is refused by name.
@@ -60,8 +62,7 @@ def pick_informative_groups(flat_rounds: list[torch.Tensor], group_size: int, lo
         for g, ok in enumerate(informative):
             if not ok or budget == 0:
                 continue
-            rows = range(g * group_size, (g + 1) * group_size)
-            need = {p: sum(1 for r in rows if r // local_rows == p) for p in {r // local_rows for r in rows}}
+            need = Counter(r // local_rows for r in range(g * group_size, (g + 1) * group_size))  # rows per process
             if all(room[p] >= n for p, n in need.items()):
                 take[g] = True
                 budget -= 1

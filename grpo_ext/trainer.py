@@ -122,9 +122,9 @@ class GRPOTrainer(trl.GRPOTrainer):
             local_process, all_process, all_ends = self._process_token_advantages(inputs, output, group_size, mode)
             output["advantages"] = output["advantages"].unsqueeze(1) + local_process
             # The completions table's "advantage" is the outcome one; this column has each step's token advantage.
+            outcome, process = all_advantages.tolist(), all_process.tolist()  # one conversion, not one per step
             self._logs["extra"]["step_advantages"].extend(
-                " ".join(f"{all_advantages[i].item() + all_process[i, e].item():.2f}" for e in ends)
-                for i, ends in enumerate(all_ends))
+                " ".join(f"{outcome[i] + process[i][e]:.2f}" for e in ends) for i, ends in enumerate(all_ends))
             if self._zero_variance is not None:  # a group is flat only if its step rewards are flat too
                 self._zero_variance &= flat_step_groups(self._step_rewards, group_size).to(self._zero_variance.device)
         return output
