@@ -6,18 +6,24 @@ Both start from the same completion texts and gold answers and end with a verdic
 - grpo-ext: ``grpo_ext.rewards.accuracy_reward`` (extraction, exact fast paths, then the 2-worker
   sandbox pool), with the verdict cache cleared so no repeated pair is free.
 
-Workloads: GSM8K-style numeric answers (``#### N`` and ``\\boxed{N}``, some with ``$`` and
-thousands separators), MATH-style LaTeX answers (fractions, radicals, polynomials, intervals,
-matrices), and the project's labelled equivalence cases (tests/equivalence_cases.py) for accuracy.
+Workloads, synthetic: GSM8K-style numeric answers (``#### N`` and ``\\boxed{N}``, some with ``$``
+and thousands separators), MATH-style LaTeX answers (fractions, radicals, polynomials, intervals,
+matrices). Real (from ``../shared/data``, skipped when absent): MATH-500's 500 reference solutions
+against their answers, GSM8K train's worked answers against their ``#### N``, and the same GSM8K
+answers in GPT-3's form (ending ``A: N``), as completions. Accuracy: the project's labelled
+equivalence cases (tests/equivalence_cases.py) and labelled whole completions in real-output forms
+(tests/real_output_cases.py).
 
-    python benchmarks/verify_throughput.py [--n 400]
+    python benchmarks/verify_throughput.py [--n 400] [--data ../shared/data]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import random
+import re
 import sys
 import time
 from pathlib import Path
@@ -29,6 +35,7 @@ from math_verify import parse, verify  # noqa: E402
 from grpo_ext import verify as gv  # noqa: E402
 from grpo_ext.rewards import accuracy_reward  # noqa: E402
 from tests.equivalence_cases import ALL_CASES  # noqa: E402
+from tests.real_output_cases import CASES as REAL_OUTPUT_CASES  # noqa: E402
 
 
 def numeric_workload(n, rng):
@@ -74,6 +81,22 @@ def latex_workload(n, rng):
     return rows
 
 
+def real_workloads(data: Path, n: int) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Reference solutions of the real benchmark files used as completions (none when absent)."""
+    if not data.is_dir():
+        print(f"(no real workloads: {data} not found)")
+        return []
+
+    def rows(name):
+        return [json.loads(line) for line in (data / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    math500 = [(r["solution"], r["answer"]) for r in rows("math500/test.jsonl")]
+    gsm8k = [(r["answer"], r["answer"].split("####")[-1].strip()) for r in rows("gsm8k/train.jsonl")[: 4 * n]]
+    gpt3 = [(re.sub(r"####\s*(.*)$", r"A: \1", text), gold) for text, gold in gsm8k]
+    return [("MATH-500 reference solutions (real)", math500), ("GSM8K train worked answers (real)", gsm8k),
+            ("GSM8K answers in GPT-3's 'A: N' form (real)", gpt3)]
+
+
 def time_math_verify(rows):
     start = time.perf_counter()
     verdicts = [verify(parse(f"${gold}$"), parse(text)) for text, gold in rows]
@@ -89,7 +112,9 @@ def time_grpo_ext(rows):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=400, help="completions per workload")
+    parser.add_argument("--n", type=int, default=400, help="completions per synthetic workload (GSM8K: 4n)")
+    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"),
+                        help="the real benchmark files (../shared/data)")
     opts = parser.parse_args()
     logging.disable(logging.WARNING)
     rng = random.Random(0)
@@ -98,8 +123,8 @@ def main():
 
     print("| workload | n | math-verify (completions/s) | grpo-ext, 2 workers (completions/s) | speed-up | verdicts agree |")
     print("|---|---|---|---|---|---|")
-    for name, rows in (("GSM8K-style numbers", numeric_workload(opts.n, rng)),
-                       ("MATH-style LaTeX", latex_workload(opts.n, rng))):
+    workloads = [("GSM8K-style numbers", numeric_workload(opts.n, rng)), ("MATH-style LaTeX", latex_workload(opts.n, rng))]
+    for name, rows in workloads + real_workloads(Path(opts.data), opts.n):
         t_mv, v_mv = time_math_verify(rows)
         t_ge, v_ge = time_grpo_ext(rows)
         agree = sum(a == b for a, b in zip(v_mv, v_ge)) / len(rows)
@@ -120,6 +145,18 @@ def main():
     print("\nmath-verify's misses (prediction, gold, expected):")
     for miss in misses:
         print(f"  {miss}")
+
+    rows = [(c, g) for c, g, _ in REAL_OUTPUT_CASES]
+    expected = [r == 1.0 for _, _, r in REAL_OUTPUT_CASES]
+    _, mv = time_math_verify(rows)
+    _, ge = time_grpo_ext(rows)
+    print(f"\nAccuracy on {len(rows)} labelled whole completions in real-output forms (tests/real_output_cases.py):")
+    print("| verifier | correct | accuracy |\n|---|---|---|")
+    for name, verdicts in (("math-verify", mv), ("grpo-ext", ge)):
+        right = sum(a == b for a, b in zip(verdicts, expected))
+        print(f"| {name} | {right} | {right / len(rows):.1%} |")
+    print("math-verify's misses:", [c[:60] for (c, _), v, e in zip(rows, mv, expected) if v != e])
+    print("grpo-ext's misses:", [c[:60] for (c, _), v, e in zip(rows, ge, expected) if v != e])
 
 
 if __name__ == "__main__":

@@ -47,7 +47,13 @@ class ScriptArguments:
         metadata={"help": "Reward functions by name (grpo_ext.rewards.get_reward_funcs)."},
     )
     reward_last_number_fallback: bool = field(
-        default=False, metadata={"help": "accuracy: accept a bare last number when no answer form is found."}
+        default=False, metadata={"help": "accuracy, strict mode: also accept the last number when no answer form is "
+                                         "found (the default mode always does)."}
+    )
+    reward_strict: bool = field(
+        default=False, metadata={"help": "accuracy: accept only marked answers (\\boxed{}, '#### N', 'The answer is N', "
+                                         "'答案是 N', a final 'A: N' line); off: also math-verify's extraction and the "
+                                         "last number."}
     )
     answer_form: str = field(default="any", metadata={"help": "format: any, boxed, gsm8k, answer_is or chinese."})
     math_eval_datasets: list[str] | None = field(
@@ -197,6 +203,7 @@ def reward_functions(script_args: ScriptArguments):
     options = {}
     if "accuracy" in script_args.reward_funcs:
         options["last_number_fallback"] = script_args.reward_last_number_fallback
+        options["strict"] = script_args.reward_strict
     if "format" in script_args.reward_funcs:
         options["answer_form"] = script_args.answer_form
     if not script_args.reward_funcs:

@@ -150,22 +150,28 @@ def generate_completions(model, tokenizer, prompts: Sequence[Any], *, num_sample
 # ----- scoring -------------------------------------------------------------------------------
 def score_samples(greedy: Sequence[str] | None, samples: Sequence[Sequence[str]] | None, golds: Sequence[str], k: int,
                   last_number_fallback: bool = False) -> list[dict]:
-    """Per-question records with top-1, maj@k and pass@k correctness from given completions."""
+    """Per-question records with top-1, maj@k and pass@k correctness from given completions.
+
+    Answers are extracted as :func:`grpo_ext.verify.extract_answers` does by default (markers, then
+    math-verify's extraction, then the last number); ``last_number_fallback`` is kept for callers
+    of the strict mode and has no effect here. Each record also says whether its greedy completion
+    (``greedy_no_answer``) and how many of its samples (``samples_no_answer``) had no answer at all.
+    """
     n_q = len(golds)
     records = [{"gold": g} for g in golds]
     if greedy is not None:
-        answers = [verify.extract_answer(completion_text(c), last_number_fallback=last_number_fallback) for c in greedy]
+        answers = verify.extract_answers([completion_text(c) for c in greedy])
         verdicts = verify.judge(answers, list(golds))
         for r, c, a, v in zip(records, greedy, answers, verdicts):
-            r.update(greedy=c, greedy_answer=a, top1=float(v == EQUAL))
+            r.update(greedy=c, greedy_answer=a, top1=float(v == EQUAL), greedy_no_answer=float(a is None))
     if samples is not None:
-        flat_answers, flat_golds = [], []
+        flat_texts, flat_golds = [], []
         for q in range(n_q):
             if len(samples[q]) < k:
                 raise ValueError(f"question {q} has {len(samples[q])} samples, fewer than k={k}")
-            for c in samples[q]:
-                flat_answers.append(verify.extract_answer(completion_text(c), last_number_fallback=last_number_fallback))
-                flat_golds.append(golds[q])
+            flat_texts.extend(completion_text(c) for c in samples[q])
+            flat_golds.extend([golds[q]] * len(samples[q]))
+        flat_answers = verify.extract_answers(flat_texts)
         flat_correct = [v == EQUAL for v in verify.judge(flat_answers, flat_golds)]
         pos = 0
         for q, r in enumerate(records):
@@ -179,6 +185,7 @@ def score_samples(greedy: Sequence[str] | None, samples: Sequence[Sequence[str]]
                 majority_answer=answers[winner] if winner is not None else None,
                 maj=float(winner is not None and correct[winner]),
                 pass_k=pass_at_k(n, sum(correct), k),
+                samples_no_answer=float(sum(a is None for a in answers)) / max(n, 1),
             )
     return records
 
@@ -191,6 +198,10 @@ def summarise(records: list[dict], k: int) -> dict[str, float]:
     if records and "maj" in records[0]:
         out[f"maj@{k}"] = sum(r["maj"] for r in records) / len(records)
         out[f"pass@{k}"] = sum(r["pass_k"] for r in records) / len(records)
+    # the share of completions with no extractable answer (greedy ones if there are, else samples)
+    key = "greedy_no_answer" if records and "greedy_no_answer" in records[0] else "samples_no_answer"
+    if records and key in records[0]:
+        out["no_answer"] = sum(r[key] for r in records) / len(records)
     return out
 
 

@@ -53,3 +53,19 @@ def test_mismatched_lengths_are_rejected():
 )
 def test_normalisation(raw, normalised):
     assert normalize_answer(raw) == normalised
+
+
+@pytest.mark.parametrize("pred, gold, expected", [
+    ("2\\sqrt{2}", "\\sqrt{8}", True), ("\\frac{3\\sqrt{2}}{4}", "\\frac{\\sqrt{18}}{4}", True),
+    ("\\sqrt{12}", "3\\sqrt{2}", False), ("\\frac{\\pi}{2}", "\\frac{2\\pi}{4}", True), ("2\\pi", "\\pi", False),
+    ("(1, 2)", "(1,2)", True), ("[1, 2)", "(1,2)", False), ("(-\\infty, 3]", "(-\\infty,3]", True),
+    ("\\begin{bmatrix} 1 & 2 \\\\ 3 & 4 \\end{bmatrix}", "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", True),
+    ("\\begin{pmatrix} 1 \\\\ 3 \\end{pmatrix}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", False),
+])
+def test_exact_forms_are_decided_without_the_sandbox(pred, gold, expected):
+    from grpo_ext import verify
+
+    verify.clear_cache()
+    verify.reset_stats()
+    assert is_equivalent(pred, gold) is expected
+    assert verify.stats()["symbolic"] == 0  # decided in the calling process

@@ -107,7 +107,7 @@ def test_tiny_model_evaluates_end_to_end(tiny_tokenizer, tmp_path):
     result = evaluate(model, tiny_tokenizer, ds, k=4, max_new_tokens=4, last_number_fallback=True,
                       group_by=("num_steps",))
     assert result["benchmark"] == "synthetic_zh"
-    assert set(result["metrics"]) == {"n", "top1", "maj@4", "pass@4"}
+    assert set(result["metrics"]) == {"n", "top1", "maj@4", "pass@4", "no_answer"}
     assert len(result["records"]) == 12 and len(result["records"][0]["sample_answers"]) == 4
     paths = save_results([result], str(tmp_path))
     assert json.load(open(paths["json"]))[0]["metrics"] == result["metrics"]
@@ -124,3 +124,17 @@ def test_evaluation_leaves_the_global_rng_alone(tiny_tokenizer):
     torch.manual_seed(123)
     evaluate(model, tiny_tokenizer, ds, k=2, max_new_tokens=3)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_no_answer_is_reported_per_benchmark():
+    from grpo_ext.evaluation import score_samples, summarise
+
+    records = score_samples(["\\boxed{3}", "I cannot tell.", "#### 5", "no idea"], None, ["3", "4", "5", "6"], k=1)
+    assert summarise(records, 1) == {"n": 4, "top1": 0.5, "no_answer": 0.5}
+
+
+def test_no_answer_counts_samples_when_there_is_no_greedy_completion():
+    from grpo_ext.evaluation import score_samples, summarise
+
+    records = score_samples(None, [["\\boxed{3}", "no idea"], ["hmm", "what?"]], ["3", "4"], k=2)
+    assert summarise(records, 2)["no_answer"] == 0.75

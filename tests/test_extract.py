@@ -2,8 +2,8 @@
 
 import pytest
 
-from grpo_ext.verify import extract_answer
-from grpo_ext.verify.extract import extract_answer_with_form
+from grpo_ext.verify import extract_answer, extract_answers_with_form
+from grpo_ext.verify.extract import extract_marked_answer_with_form
 
 
 def test_boxed_with_nested_braces():
@@ -54,16 +54,24 @@ def test_gsm8k_is_preferred_over_a_sentence():
     assert extract_answer("the answer is 3\n#### 4") == "4"
 
 
-def test_no_answer_form_gives_none():
-    assert extract_answer("I think it is 12") is None
+def test_strict_mode_without_a_marker_gives_none():
+    assert extract_answer("I think it is 12", strict=True) is None
 
 
-def test_last_number_fallback_only_when_configured():
-    assert extract_answer("I think it is 12, not 13", last_number_fallback=True) == "13"
+def test_strict_mode_takes_the_last_number_only_when_configured():
+    assert extract_answer("I think it is 12, not 13", strict=True, last_number_fallback=True) == "13"
+
+
+def test_default_mode_ends_with_the_last_number():
+    assert extract_answers_with_form(["I think it is 12, not 13."]) == [("13", "math_verify")]
+
+
+def test_prose_without_any_number_gives_none():
+    assert extract_answer("I am not sure how to solve this.") is None
 
 
 def test_fallback_reports_its_form():
-    assert extract_answer_with_form("57", last_number_fallback=True) == ("57", "last_number")
+    assert extract_marked_answer_with_form("57", last_number_fallback=True) == ("57", "last_number")
 
 
 @pytest.mark.parametrize("text", ["", None, 12])

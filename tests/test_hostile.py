@@ -51,7 +51,7 @@ RESOURCE_BOMBS = {
     "slow_polynomial": "\\boxed{(x+y+z+1)^{40}}",
     "nested_parens": "\\boxed{" + "(" * 20000 + "1" + ")" * 20000 + "}",
     "long_sum": "\\boxed{" + "+".join(["1"] * 50000) + "}",
-    "unbalanced": "\\boxed{\\frac{1}{2" + "{" * 1000,
+    "unbalanced": "\\boxed{\\frac{1}{3" + "{" * 1000,  # no box; math-verify's extraction finds a 3, not the gold
     "megabyte": "x" * 1_000_000 + " \\boxed{" + "9" * 1000 + "}",
     "megabyte_of_boxes": "\\boxed{" * 200_000,
     "nul_bytes": "\\boxed{7\x00}\x00" * 1000 + "\x00" * 100_000,

@@ -22,8 +22,16 @@ def test_accuracy_reads_content_parts():
     assert accuracy_reward(completions, answer=["3"]) == [1.0]
 
 
-def test_no_stated_answer_scores_zero():
-    assert accuracy_reward(["It is 12"], answer=["12"]) == [0.0]
+def test_strict_mode_scores_an_unmarked_answer_zero():
+    assert accuracy_reward(["It is 12"], answer=["12"], strict=True) == [0.0]
+
+
+def test_default_mode_scores_an_unmarked_right_answer():
+    assert accuracy_reward(["It is 12"], answer=["12"]) == [1.0]
+
+
+def test_no_answer_at_all_scores_zero():
+    assert accuracy_reward(["I do not know."], answer=["12"]) == [0.0]
 
 
 def test_last_number_fallback_scores_plain_numbers():
@@ -54,7 +62,7 @@ def test_counters_are_logged_through_trl_log_metric():
     logged = {}
     accuracy_reward(["\\boxed{\\sqrt{8}}"], answer=["2\\sqrt{2}"], log_metric=lambda k, v: logged.__setitem__(k, v))
     assert set(logged) == {"verify/symbolic", "verify/timeouts", "verify/cache_hits", "verify/rejected",
-                           "verify/unparseable_golds"}
+                           "verify/unparseable_golds", "verify/no_answer"}
 
 
 def test_format_any_accepts_every_answer_form():

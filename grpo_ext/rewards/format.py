@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..verify.extract import ANSWER_FORMS, extract_answer, find_answer
+from ..verify.extract import ANSWER_FORMS, extract_marked_answer, find_answer
 from ._common import completion_text
 
 FORMATS = ("any",) + tuple(f for f in ANSWER_FORMS if f != "last_number")
@@ -23,6 +23,6 @@ def format_reward(completions: list[Any], *, form: str = "any", **kwargs: Any) -
     rewards = []
     for completion in completions:
         text = completion_text(completion)
-        answer = extract_answer(text) if form == "any" else find_answer(text, form)
+        answer = extract_marked_answer(text) if form == "any" else find_answer(text, form)
         rewards.append(0.0 if answer is None else 1.0)
     return rewards

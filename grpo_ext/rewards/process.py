@@ -47,7 +47,7 @@ def step_check_reward(completions: list[Any], steps: list[list[str]], answer: li
                 equations += 1
             if ok is None:
                 gold = answer[i] if answer is not None else None
-                finals.append((i, j, verify.extract_answer(step, last_number_fallback=True), gold))
+                finals.append((i, j, verify.extract_answer(step, strict=True, last_number_fallback=True), gold))
                 row.append(0.0)
             else:
                 row.append(1.0 if ok else 0.0)

@@ -13,7 +13,7 @@ RewardFunc = Callable[..., list]
 
 # name -> (function, {option accepted by get_reward_funcs: keyword of the function})
 _REGISTRY: dict[str, tuple[RewardFunc, dict[str, str]]] = {
-    "accuracy": (accuracy_reward, {"last_number_fallback": "last_number_fallback"}),
+    "accuracy": (accuracy_reward, {"last_number_fallback": "last_number_fallback", "strict": "strict"}),
     "format": (format_reward, {"answer_form": "form"}),
 }
 
@@ -36,7 +36,7 @@ def reward_names() -> list[str]:
 def get_reward_funcs(names: list[str] | str, **options: Any) -> list[RewardFunc]:
     """The reward functions called ``names``, with ``options`` bound to those that take them.
 
-    Known names: ``accuracy`` (option ``last_number_fallback``), ``format`` (option
+    Known names: ``accuracy`` (options ``strict``, ``last_number_fallback``), ``format`` (option
     ``answer_form``: ``any``, ``boxed``, ``gsm8k``, ``answer_is``, ``chinese``), plus any added
     with :func:`register_reward`. The returned functions keep their ``__name__`` (TRL logs
     ``rewards/<name>/mean`` from it).

@@ -1,7 +1,9 @@
 """Answer extraction and equivalence for math rewards, bounded in time and memory for any input.
 
-- :func:`extract_answer` finds a completion's final answer (``\\boxed{}``, ``#### N``, "The answer
-  is N", "答案是 N"; see :mod:`grpo_ext.verify.extract` for the order).
+- :func:`extract_answer` finds a completion's final answer: the marker forms first (``\\boxed{}``,
+  ``#### N``, "The answer is N", "答案是 N", a final ``A: N`` line; :mod:`grpo_ext.verify.extract`),
+  then math-verify's own extraction over the whole completion (in the sandbox), then the last
+  number. ``strict=True`` stops after the markers. :func:`extract_answers` does a batch at once.
 - :func:`is_equivalent` / :func:`are_equivalent` decide whether a prediction equals the gold
   answer. Exact paths first (numbers, fractions, percentages, multiple-choice letters, text,
   order-insensitive answer lists), then math-verify (``parse(gold)``, ``parse(pred)``,
@@ -14,12 +16,13 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 
-from .extract import MAX_ANSWER_CHARS, extract_answer, normalize_answer
-from .fast import as_unordered_list, choice_letter, is_text_answer, parse_rational, rationals_equal
+from .extract import MAX_ANSWER_CHARS, TAIL_CHARS, extract_marked_answer_with_form, find_answer, normalize_answer
+from .fast import as_unordered_list, choice_letter, exact_value, is_text_answer, parse_rational, rationals_equal
 from .guard import nesting_depth, symbolic_rejection
 from .sandbox import EQUAL, GOLD_UNPARSEABLE, NOT_EQUAL, TIMEOUT, configure, get_pool
 
@@ -33,6 +36,8 @@ class VerificationStats:
 
     verifications: int = 0  #: (prediction, gold) pairs judged
     fast_path: int = 0  #: decided without symbolic algebra
+    extracted_by_math_verify: int = 0  #: answers no marker gave, found by math-verify's extraction
+    no_answer: int = 0  #: completions with no extractable answer
     symbolic: int = 0  #: sent to the sandbox
     cache_hits: int = 0
     timeouts: int = 0  #: sandbox overruns (worker killed; verdict: not equivalent)
@@ -71,6 +76,79 @@ def _count(**increments: int) -> None:
             setattr(_stats, field, getattr(_stats, field) + n)
 
 
+_extract_cache: OrderedDict[str, str | None] = OrderedDict()
+_BARE_NUMBER_RE = re.compile(r"-?\d{1,50}(?:\.\d{1,50})?")
+
+
+def extract_answers_with_form(texts: list[str], *, strict: bool = False,
+                              last_number_fallback: bool = False) -> list[tuple[str | None, str | None]]:
+    """The final answer of each completion and the form it was found in, or ``(None, None)``.
+
+    Order: the marker forms (:mod:`grpo_ext.verify.extract`), then math-verify's extraction over the
+    whole completion, run in the sandbox (form ``"math_verify"``), then the last number (form
+    ``"last_number"``). With ``strict=True`` only the markers count (plus the last number when
+    ``last_number_fallback``): for rewards that enforce the answer format. Every answer math-verify
+    extracts is therefore found by the default mode. Sandbox results are cached per text, so the
+    repeated completions of a group cost one extraction.
+    """
+    results = [extract_marked_answer_with_form(t, last_number_fallback=strict and last_number_fallback)
+               if isinstance(t, str) else (None, None) for t in texts]
+    if strict:
+        return results
+    missing = []
+    for i, (answer, _) in enumerate(results):
+        if answer is not None or not isinstance(texts[i], str) or not texts[i].strip():
+            continue
+        if _BARE_NUMBER_RE.fullmatch(texts[i].strip()):  # what math-verify extracts from a bare number: itself
+            results[i] = (texts[i].strip(), "math_verify")
+        else:
+            missing.append(i)
+    tails = {i: texts[i].replace("\x00", "")[-TAIL_CHARS:] for i in missing}
+    with _lock:
+        known = {i: _extract_cache[tails[i]] for i in missing if tails[i] in _extract_cache}
+    todo = sorted({tails[i] for i in missing if i not in known})
+    found = dict(zip(todo, get_pool().extract(todo)))
+    with _lock:
+        for text, answer in found.items():
+            _extract_cache[text] = answer
+            if len(_extract_cache) > CACHE_SIZE:
+                _extract_cache.popitem(last=False)
+    by_math_verify = 0
+    for i in missing:
+        answer = known[i] if i in known else found[tails[i]]
+        if answer is not None and len(answer) <= MAX_ANSWER_CHARS:
+            results[i] = (answer, "math_verify")
+            by_math_verify += 1
+        else:
+            number = find_answer(texts[i], "last_number")
+            results[i] = (number, "last_number") if number is not None else (None, None)
+    _count(extracted_by_math_verify=by_math_verify)
+    return results
+
+
+def extract_answers(texts: list[str], *, strict: bool = False, last_number_fallback: bool = False) -> list[str | None]:
+    """:func:`extract_answers_with_form` without the forms; counts ``no_answer`` in :func:`stats`."""
+    answers = [a for a, _ in extract_answers_with_form(texts, strict=strict, last_number_fallback=last_number_fallback)]
+    _count(no_answer=sum(a is None for a in answers))
+    return answers
+
+
+def extract_answer(text: str, *, strict: bool = False, last_number_fallback: bool = False) -> str | None:
+    """The final answer of a completion, or None when it gives none (see :func:`extract_answers_with_form`).
+
+    Args:
+        text: a completion (untrusted model output).
+        strict: accept only the marker forms (``\\boxed{}``, ``#### N``, "The answer is N", "答案是 N",
+            a final ``A: N`` line), as a reward that enforces the format wants.
+        last_number_fallback: in strict mode, also accept the last number of the text (the default
+            mode always ends with it).
+
+    Returns:
+        The raw answer text (not yet normalised; see :func:`normalize_answer`), or None.
+    """
+    return extract_answers([text], strict=strict, last_number_fallback=last_number_fallback)[0]
+
+
 def _gold_is_sane(gold: str) -> bool:
     return bool(gold) and len(gold) <= MAX_ANSWER_CHARS and nesting_depth(gold) is not None
 
@@ -91,6 +169,13 @@ def _fast_verdict(pred: str, gold: str) -> str | None:
     g, p = parse_rational(gold), parse_rational(pred)
     if g is not None and p is not None:
         return EQUAL if rationals_equal(p, g) else NOT_EQUAL
+    if "\\text" not in gold and pred.replace(" ", "") == gold.replace(" ", ""):
+        return EQUAL  # the same LaTeX up to spacing
+    # radicals, multiples of pi, tuples, intervals, matrices, written exactly (a decimal against an
+    # irrational goes to math-verify, which compares numbers to a precision)
+    g, p = (exact_value(gold), exact_value(pred)) if "." not in gold + pred else (None, None)
+    if g is not None and p is not None:
+        return EQUAL if g == p else NOT_EQUAL
     return None
 
 
@@ -211,6 +296,8 @@ __all__ = [
     "clear_cache",
     "configure",
     "extract_answer",
+    "extract_answers",
+    "extract_answers_with_form",
     "is_equivalent",
     "judge",
     "normalize_answer",

@@ -3,7 +3,8 @@
 Started by :class:`grpo_ext.verify.sandbox.VerifierPool` as ``python .../grpo_ext/verify/_worker.py
 MEMORY_MB``: run as a script, so that it imports math-verify and :mod:`guard` only, never the
 ``grpo_ext`` package (which pulls in torch). It caps its own address space once imported, then
-answers each JSON request ``{"pred", "gold"}`` with ``{"v": verdict}``. The parent kills it when a
+answers each JSON request ``{"pred", "gold"}`` with ``{"v": verdict}`` and ``{"extract": text}``
+(math-verify's extraction over a whole completion) with ``{"a": answer or null}``. The parent kills it when a
 request overruns its deadline.
 """
 
@@ -74,6 +75,23 @@ def judge(pred: str, gold: str) -> str:
     return "equal"
 
 
+def extract(text: str) -> str | None:
+    """The answer math-verify's own extraction finds in a whole completion (its matched text), or None."""
+    from math_verify import parse
+
+    parsed = parse(text, parsing_timeout=None)
+    if len(parsed) < 2 or not isinstance(parsed[-1], str):
+        return None
+    return parsed[-1]
+
+
+def handle(request: dict) -> dict:
+    """One request: ``{"pred", "gold"}`` -> ``{"v": verdict}``; ``{"extract": text}`` -> ``{"a": answer}``."""
+    if "extract" in request:
+        return {"a": extract(request["extract"])}
+    return {"v": judge(request["pred"], request["gold"])}
+
+
 def main() -> None:
     import logging
 
@@ -85,13 +103,12 @@ def main() -> None:
     out.flush()
     for line in sys.stdin:
         try:
-            request = json.loads(line)
-            verdict = judge(request["pred"], request["gold"])
+            answer = handle(json.loads(line))
         except MemoryError:
-            verdict = "memory"
-        except Exception:  # a parser crash on hostile input means "not equivalent", never a dead pool
-            verdict = "error"
-        out.write(json.dumps({"v": verdict}) + "\n")
+            answer = {"v": "memory", "a": None}
+        except Exception:  # a parser crash on hostile input means "no verdict / no answer", never a dead pool
+            answer = {"v": "error", "a": None}
+        out.write(json.dumps(answer) + "\n")
         out.flush()
 
 

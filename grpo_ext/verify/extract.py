@@ -1,12 +1,19 @@
 """Final-answer extraction and normalisation: pure string work, linear in the input's length.
 
-Extraction order (the first form found wins; within a form, the LAST occurrence in the text):
+Marker forms, in order (the first form found wins; within a form, the LAST occurrence in the text):
 
 1. ``\\boxed{...}`` / ``\\fbox{...}`` (nested braces), or ``\\boxed 5``.
 2. GSM8K's ``#### N``.
-3. English "the (final) answer is N" (also "answer: N").
-4. Chinese "答案是 N" / "答案为 N" / "答案：N".
-5. Only with ``last_number_fallback=True``: the last number in the text (for plain-number datasets).
+3. A final line that states the answer: ``A: N``, ``Ans: N``, ``Final answer: N``, or a whole line in
+   bold, ``**N**`` (GPT-3's GSM8K solutions end in ``A: 18``; chat models bold the result). It is the
+   completion's last word, so it wins over an earlier sentence.
+4. English "the (final) answer is N" (also "answer: N").
+5. Chinese "答案是 N" / "答案为 N" / "答案：N".
+6. ``last_number``: the last number in the text.
+
+:func:`grpo_ext.verify.extract_answer` runs 1-5, then math-verify's own extraction over the whole
+completion (in the sandbox), then 6; its strict mode stops after 5. This module is the pure string
+part: :func:`extract_marked_answer` is the strict mode.
 
 Model output is untrusted: every regex here is anchored or bounded so that a megabyte of hostile
 text costs linear time, and answers longer than :data:`MAX_ANSWER_CHARS` are dropped.
@@ -30,7 +37,10 @@ _EN_ANSWER_RE = re.compile(
 )
 _ZH_ANSWER_RE = re.compile(r"答案\s*(?:是|为|:|：)\s*[:：]?\s*([^\n]{1,300})")
 _LAST_NUMBER_RE = re.compile(_NUMBER)
+_FINAL_LINE_RE = re.compile(r"^\s*(?:A|Ans|Final answer|Final Answer|FINAL ANSWER)\s*[:：]\s*(.{1,300}?)\s*$")
+_BOLD_LINE_RE = re.compile(r"^\s*\*\*([^*\n]{1,200})\*\*\s*\.?\s*$")
 
+_THIN_SPACES = str.maketrans({"\u2009": " ", "\u202f": " ", "\u00a0": " ", "\u2007": " "})
 _FULL_WIDTH = str.maketrans("０１２３４５６７８９＋－．／，％＝（）", "0123456789+-./,%=()")
 
 
@@ -51,7 +61,43 @@ def _matching_brace(text: str, open_idx: int) -> int | None:
 _MAX_BOXES_TRIED = 5
 
 
+#: Text allowed between boxes that together state one answer list: "\\boxed{3}, \\boxed{5}", "... and ...".
+_BETWEEN_LISTED_BOXES_RE = re.compile(r"^[\s$,;]*(?:and|or|,)?[\s$,;]*$")
+_MAX_LISTED_BOXES = 16
+
+
+def _box_before(text: str, end: int) -> tuple[int, int] | None:
+    """The last balanced ``\\boxed{...}`` / ``\\fbox{...}`` that ends before ``end``: (start, closing brace)."""
+    start = max(text.rfind(cmd, 0, end) for cmd in _BOX_COMMANDS)
+    if start < 0:
+        return None
+    cmd = next(c for c in _BOX_COMMANDS if text.startswith(c, start))
+    i = start + len(cmd)
+    if i < len(text) and text[i] == "{":
+        close = _matching_brace(text, i)
+        if close is not None and close < end:
+            return start, close
+    return None
+
+
+def _listed_boxes(text: str, last: tuple[int, int]) -> list[str]:
+    """The contents of the boxes that, with the last one, form a list: only commas, "and", "$" between them."""
+    items, (start, close) = [], last
+    while len(items) < _MAX_LISTED_BOXES:
+        items.append(text[text.index("{", start) + 1 : close])
+        previous = _box_before(text, start)
+        if previous is None or not _BETWEEN_LISTED_BOXES_RE.match(text[previous[1] + 1 : start]):
+            break
+        start, close = previous
+    return items[::-1]
+
+
 def _last_boxed(text: str) -> str | None:
+    last = _box_before(text, len(text))
+    if last is not None:
+        items = _listed_boxes(text, last)
+        if len(items) > 1:
+            return ", ".join(items)
     best = -1
     for cmd in _BOX_COMMANDS:
         best = max(best, text.rfind(cmd))
@@ -78,32 +124,33 @@ def _last_boxed(text: str) -> str | None:
 
 def _clean_sentence_answer(ans: str) -> str:
     # "The answer is $12$ dollars." -> "$12$ dollars"; keep LaTeX inside $...$ whole
-    ans = ans.strip()
+    ans = ans.strip().strip("*").strip()  # markdown bold around the answer: "**18**"
     if ans.startswith("$"):
         end = ans.find("$", 1)
         if end > 0:
             return ans[: end + 1]
     ans = re.split(r"(?<=[^\d])\.\s|\.$|。|；|;", ans, maxsplit=1)[0]
-    return ans.strip()
+    ans = re.sub(r"^(?:therefore|thus|then|so|hence|simply|just)\b[\s,:]*", "", ans.strip(), flags=re.IGNORECASE)
+    return ans.strip().strip("*").strip()
 
 
-#: The answer forms :func:`extract_answer_with_form` reports, in extraction order.
-ANSWER_FORMS = ("boxed", "gsm8k", "answer_is", "chinese", "last_number")
+#: The answer forms :func:`extract_marked_answer_with_form` reports, in extraction order.
+ANSWER_FORMS = ("boxed", "gsm8k", "final_line", "answer_is", "chinese", "last_number")
+#: The marker forms: what the strict mode accepts.
+MARKER_FORMS = ANSWER_FORMS[:-1]
 
 
-def extract_answer(text: str, *, last_number_fallback: bool = False) -> str | None:
-    """The final answer of a completion, or None when it gives none.
+def extract_marked_answer(text: str, *, last_number_fallback: bool = False) -> str | None:
+    """The final answer of a completion stated in a marker form (strict mode), or None.
 
     Args:
         text: a completion (untrusted model output).
-        last_number_fallback: also accept the last number of the text when no explicit answer
-            form is present. Meant for plain-number datasets (e.g. GSM8K-style demos); it would
-            reward any completion that happens to end in the right number, so it is off by default.
+        last_number_fallback: also accept the last number of the text when no marker form is present.
 
     Returns:
         The raw answer text (not yet normalised; see :func:`normalize_answer`), or None.
     """
-    return extract_answer_with_form(text, last_number_fallback=last_number_fallback)[0]
+    return extract_marked_answer_with_form(text, last_number_fallback=last_number_fallback)[0]
 
 
 def _last_match(pattern: re.Pattern, text: str) -> re.Match | None:
@@ -126,6 +173,17 @@ def _gsm8k(text: str) -> str | None:
     return m.group(1) if m else None
 
 
+def _final_line(text: str) -> str | None:
+    tail = text[-TAIL_CHARS:].rstrip()
+    last = tail[tail.rfind("\n") + 1:]
+    m = _FINAL_LINE_RE.match(last) or _BOLD_LINE_RE.match(last)
+    if not m:
+        return None
+    answer = m.group(1).strip().strip("*").strip()  # "A: **18**"
+    inner = _FINAL_LINE_RE.match(answer) or _EN_ANSWER_RE.match(answer)  # "**Final answer: 18**"
+    return _clean_sentence_answer(inner.group(1) if inner else answer)
+
+
 def _last_number(text: str) -> str | None:
     m = _last_match(_LAST_NUMBER_RE, text.translate(_FULL_WIDTH))
     return m.group(0) if m else None
@@ -136,6 +194,7 @@ _FINDERS = {
     "gsm8k": _gsm8k,
     "answer_is": _sentence(_EN_ANSWER_RE),
     "chinese": _sentence(_ZH_ANSWER_RE),
+    "final_line": _final_line,
     "last_number": _last_number,
 }
 
@@ -153,9 +212,9 @@ def find_answer(text: str, form: str) -> str | None:
     return answer if answer and len(answer) <= MAX_ANSWER_CHARS else None
 
 
-def extract_answer_with_form(text: str, *, last_number_fallback: bool = False) -> tuple[str | None, str | None]:
-    """:func:`extract_answer` and the form it was found in (one of :data:`ANSWER_FORMS`)."""
-    forms = ANSWER_FORMS if last_number_fallback else ANSWER_FORMS[:-1]
+def extract_marked_answer_with_form(text: str, *, last_number_fallback: bool = False) -> tuple[str | None, str | None]:
+    """:func:`extract_marked_answer` and the form it was found in (one of :data:`ANSWER_FORMS`)."""
+    forms = ANSWER_FORMS if last_number_fallback else MARKER_FORMS
     for form in forms:
         answer = find_answer(text, form)
         if answer is not None:
@@ -188,12 +247,14 @@ def normalize_answer(answer: str) -> str:
     unit characters after a number; maps ``\\dfrac`` / ``\\tfrac`` to ``\\frac``, full-width digits to
     ASCII, and the Chinese forms "3分之2" (2/3) and "百分之50" (50%).
     """
-    s = answer.replace("\x00", "").strip().translate(_FULL_WIDTH)
+    s = answer.replace("\x00", "").strip().translate(_FULL_WIDTH).translate(_THIN_SPACES)
     s = s.replace("\\$", "").replace("$", "")
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
     s = s.replace("\\left", "").replace("\\right", "")
+    s = s.replace("\\thinspace", "\\,").replace("\\\\", "\x01")  # keep row breaks "\\\\" whole
     for sp in ("\\!", "\\,", "\\;", "\\:", "\\ ", "~", "\\quad", "\\qquad"):
         s = s.replace(sp, " " if sp in ("\\ ", "~", "\\quad", "\\qquad") else "")
+    s = s.replace("\x01", "\\\\")
     s = s.replace("^{\\circ}", "").replace("^\\circ", "").replace("°", "").replace("\\circ", "")
     s = s.replace("\\%", "%").replace("{,}", ",")
     s = s.strip().rstrip(".。").strip()

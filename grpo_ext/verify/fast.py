@@ -99,3 +99,86 @@ def as_unordered_list(s: str) -> list[str] | None:
     if len(items) < 2 or any(not item for item in items):
         return None
     return items
+
+
+# ----- exact values with radicals and pi, and tuples, intervals and matrices of them ---------------
+#: Radicands up to this size are reduced to square-free form by trial division (bounded work).
+_MAX_RADICAND = 10**8
+_COEF = r"(?:\d{1,30}(?:\.\d{1,30})?)"
+_SQRT_RE = re.compile(rf"^({_COEF})?\\sqrt(?:\{{(\d{{1,9}})\}}|(\d))$")
+_PI_RE = re.compile(rf"^({_COEF})?\\pi$")
+_FRAC_PARTS_RE = re.compile(r"^\\frac\{([^{}]*(?:\{[^{}]*\}[^{}]*)?)\}\{(\d{1,30})\}$")
+_MATRIX_RE = re.compile(r"^\\begin\{([pbv]matrix)\}(.*)\\end\{\1\}$", re.S)
+
+
+def _square_free(n: int) -> tuple[int, int] | None:
+    """``n = outside**2 * inside`` with ``inside`` square-free, or None when ``n`` is too large."""
+    if n > _MAX_RADICAND:
+        return None
+    outside, inside, f = 1, n, 2
+    while f * f <= inside:
+        while inside % (f * f) == 0:
+            inside //= f * f
+            outside *= f
+        f += 1
+    return outside, inside
+
+
+def _scalar(s: str):
+    """An exact scalar: ``("r", coef, radicand)`` for coef*sqrt(radicand) (radicand 1: rational),
+    ``("pi", coef, 1)``, ``("inf", sign, 1)``; None for anything else."""
+    negative = s.startswith("-")
+    if negative or s.startswith("+"):
+        s = s[1:]
+    sign = -1 if negative else 1
+    if s == "\\infty":
+        return ("inf", sign, 1)
+    denominator = 1
+    if m := _FRAC_PARTS_RE.match(s):
+        s, denominator = m.group(1), int(m.group(2))
+        if denominator == 0:
+            return None
+        if s.startswith("-"):
+            s, sign = s[1:], -sign
+    if m := _SQRT_RE.match(s):
+        reduced = _square_free(int(m.group(2) or m.group(3)))
+        if reduced is None:
+            return None
+        coef = Fraction(m.group(1) or 1) * reduced[0]
+        value = ("r", coef, reduced[1]) if coef else ("r", Fraction(0), 1)
+    elif m := _PI_RE.match(s):
+        value = ("pi", Fraction(m.group(1) or 1), 1)
+    elif m := _DECIMAL_RE.match(s):
+        value = ("r", Fraction(m.group(1)), 1)
+    else:
+        return None
+    kind, coef, radicand = value
+    return (kind, sign * coef / denominator, radicand)
+
+
+def exact_value(s: str):
+    """``s`` as an exact value comparable with ``==``, or None when it is outside these forms.
+
+    Scalars: integers, decimals, ``c\\sqrt{n}``, ``c\\pi``, ``\\infty`` and ``\\frac{...}{d}`` of them,
+    with a sign. Compounds: tuples and intervals ``(a, b]`` of scalars (brackets kept: ``(1,2)`` and
+    ``[1,2)`` differ) and ``pmatrix`` / ``bmatrix`` of scalars (compared entry by entry). Work is
+    linear in the length, and radicands are bounded, so it runs in the calling process.
+    """
+    s = s.replace(" ", "")
+    if not s or len(s) > 400:
+        return None
+    if m := _MATRIX_RE.match(s):
+        rows = [row for row in m.group(2).split("\\\\") if row]
+        entries = [[_scalar(x) for x in row.split("&")] for row in rows]
+        if not entries or any(x is None for row in entries for x in row):
+            return None
+        return ("matrix", tuple(tuple(row) for row in entries))
+    if len(s) >= 5 and s[0] in "([" and s[-1] in ")]":
+        items = split_top_level(s[1:-1])
+        if len(items) < 2:
+            return None
+        values = tuple(_scalar(x) for x in items)
+        if any(v is None for v in values):
+            return None
+        return ("seq", s[0], s[-1], values)
+    return _scalar(s)

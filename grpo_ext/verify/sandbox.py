@@ -55,10 +55,10 @@ class _Worker:
     def fileno(self) -> int:
         return self.proc.stdout.fileno()
 
-    def send(self, task: int, pred: str, gold: str, timeout: float) -> None:
+    def send(self, task: int, request: dict, timeout: float) -> None:
         self.task = task
         self.deadline = time.monotonic() + timeout
-        self.proc.stdin.write((json.dumps({"pred": pred, "gold": gold}) + "\n").encode())
+        self.proc.stdin.write((json.dumps(request) + "\n").encode())
         self.proc.stdin.flush()
 
     def kill(self) -> None:
@@ -112,23 +112,34 @@ class VerifierPool:
 
     def run(self, pairs: list[tuple[str, str]]) -> list[str]:
         """Verdicts for ``pairs`` of (prediction, gold), in order."""
-        if not pairs:
+        requests = [{"pred": pred, "gold": gold} for pred, gold in pairs]
+        return self._dispatch(requests, _verdict, failed=NOT_EQUAL, overrun=TIMEOUT)
+
+    def extract(self, texts: list[str]) -> list[str | None]:
+        """math-verify's answer extraction over each whole text, in order; None where it finds none,
+        fails, or overruns the timeout."""
+        return self._dispatch([{"extract": text} for text in texts], _answer, failed=None, overrun=None)
+
+    def _dispatch(self, requests: list[dict], read, failed, overrun) -> list:
+        if not requests:
             return []
         with self._lock:
             while len(self._workers) < self.num_workers:
                 self._workers.append(_Worker(self.memory_mb))
-            return self._run_locked(pairs)
+            return self._run_locked(requests, read, failed, overrun)
 
-    def _run_locked(self, pairs: list[tuple[str, str]]) -> list[str]:
-        verdicts: list[str | None] = [None] * len(pairs)
-        pending = list(range(len(pairs)))[::-1]
-        self.stats.requests += len(pairs)
+    def _run_locked(self, requests: list[dict], read, failed, overrun) -> list:
+        """Results of ``requests``: ``read(message)`` of each answer, ``failed`` where a worker died on it,
+        ``overrun`` where it passed the deadline (the worker is killed and replaced)."""
+        results: list = [failed] * len(requests)
+        pending = list(range(len(requests)))[::-1]
+        self.stats.requests += len(requests)
         while pending or any(w.task is not None for w in self._workers):
             for w in self._workers:
                 if w.ready and w.task is None and pending:
                     i = pending.pop()
                     try:
-                        w.send(i, pairs[i][0], pairs[i][1], self.timeout)
+                        w.send(i, requests[i], self.timeout)
                     except (BrokenPipeError, OSError):
                         pending.append(i)
                         self._replace(w)
@@ -145,7 +156,7 @@ class VerifierPool:
                             f"'{sys.executable} {_WORKER_SCRIPT}' to see why (is math-verify installed?)"
                         )
                     if w.task is not None:
-                        verdicts[w.task] = NOT_EQUAL
+                        results[w.task] = failed
                     self._replace(w)
                     continue
                 message = json.loads(line)
@@ -153,14 +164,13 @@ class VerifierPool:
                     w.ready = True
                     w.deadline = float("inf")
                     continue
-                verdict = message.get("v")
-                verdicts[w.task] = verdict if verdict in (EQUAL, NOT_EQUAL, GOLD_UNPARSEABLE) else NOT_EQUAL
+                results[w.task] = read(message)
                 w.task, w.deadline = None, float("inf")
             now = time.monotonic()
             for w in list(self._workers):
                 if w.deadline <= now and w not in readable:
                     if w.task is not None:
-                        verdicts[w.task] = TIMEOUT
+                        results[w.task] = overrun
                         self.stats.timeouts += 1
                     elif not w.ready:
                         raise WorkerStartupError(
@@ -168,13 +178,23 @@ class VerifierPool:
                             f"'{sys.executable} {_WORKER_SCRIPT}' runs (is math-verify installed?)"
                         )
                     self._replace(w)
-        return [v if v is not None else NOT_EQUAL for v in verdicts]
+        return results
 
     def close(self) -> None:
         with self._lock:
             for w in self._workers:
                 w.kill()
             self._workers = []
+
+
+def _verdict(message: dict) -> str:
+    verdict = message.get("v")
+    return verdict if verdict in (EQUAL, NOT_EQUAL, GOLD_UNPARSEABLE) else NOT_EQUAL
+
+
+def _answer(message: dict) -> str | None:
+    answer = message.get("a")
+    return answer if isinstance(answer, str) and answer.strip() else None
 
 
 _pool: VerifierPool | None = None
