@@ -76,6 +76,23 @@ def test_code_in_answers_never_runs(tmp_path):
     assert not marker.exists()
 
 
+def test_code_without_an_answer_marker_never_runs(tmp_path):
+    # no marker: such completions would go to math-verify's extraction over the whole text
+    marker = tmp_path / "MARKER"
+    path = str(marker)
+    payloads = [f"so x = __import__('os').system('touch {path}')", f"open('{path}', 'w').write('x')",
+                f'exec("open(\'{path}\', \'w\')")', f"import os; os.system('touch {path}')"]
+    assert accuracy_reward(payloads, answer=["1"] * len(payloads)) == [0.0] * len(payloads)
+    assert not marker.exists()
+
+
+def test_the_worker_refuses_code_shaped_text_for_extraction(tmp_path):
+    from grpo_ext.verify._worker import extract
+
+    assert extract(f"so x = __import__('os').system('touch {tmp_path / 'M'}')") is None
+    assert extract("She has 5 and buys 7, so $12$ in all.") == "12"
+
+
 def test_code_in_answers_never_runs_inside_the_worker_either(tmp_path):
     # the sandbox worker applies the same whitelist before math-verify's parse_expr could eval
     from grpo_ext.verify._worker import judge

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 
 from .extract import MAX_ANSWER_CHARS, TAIL_CHARS, extract_marked_answer_with_form, find_answer, normalize_answer
 from .fast import as_unordered_list, choice_letter, exact_value, is_text_answer, parse_rational, rationals_equal
-from .guard import nesting_depth, symbolic_rejection
+from .guard import nesting_depth, symbolic_rejection, text_rejection
 from .sandbox import EQUAL, GOLD_UNPARSEABLE, NOT_EQUAL, TIMEOUT, configure, get_pool
 
 CACHE_SIZE = 65_536
@@ -101,6 +101,9 @@ def extract_answers_with_form(texts: list[str], *, strict: bool = False,
             continue
         if _BARE_NUMBER_RE.fullmatch(texts[i].strip()):  # what math-verify extracts from a bare number: itself
             results[i] = (texts[i].strip(), "math_verify")
+        elif text_rejection(texts[i][-TAIL_CHARS:]) is not None:  # code shapes never reach math-verify's parser
+            number = find_answer(texts[i], "last_number")
+            results[i] = (number, "last_number") if number is not None else (None, None)
         else:
             missing.append(i)
     tails = {i: texts[i].replace("\x00", "")[-TAIL_CHARS:] for i in missing}

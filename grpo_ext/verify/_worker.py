@@ -15,9 +15,9 @@ import resource
 import sys
 
 if __package__:
-    from .guard import symbolic_rejection
+    from .guard import symbolic_rejection, text_rejection
 else:  # run as a script: this file's folder is on sys.path
-    from guard import symbolic_rejection
+    from guard import symbolic_rejection, text_rejection
 
 
 def _limit_memory(megabytes: int) -> None:
@@ -79,6 +79,8 @@ def extract(text: str) -> str | None:
     """The answer math-verify's own extraction finds in a whole completion (its matched text), or None."""
     from math_verify import parse
 
+    if text_rejection(text) is not None:
+        return None
     parsed = parse(text, parsing_timeout=None)
     if len(parsed) < 2 or not isinstance(parsed[-1], str):
         return None

@@ -84,3 +84,17 @@ def symbolic_rejection(s: str) -> str | None:
     if _LONG_INT_RE.search(s):
         return f"integer longer than {MAX_INT_DIGITS} digits"
     return None
+
+
+#: Code shapes that a whole completion must not contain before math-verify's extraction reads it.
+_CODE_IN_TEXT_RE = re.compile(
+    r"__|`|\b(?:import|lambda|exec|eval|compile|getattr|setattr|globals|locals|vars|open|system|subprocess|"
+    r"builtins)\b|\b(?:os|sys)\s*\.")
+
+
+def text_rejection(text: str) -> str | None:
+    """Why a whole completion may not go to math-verify's extraction (its plain expressions go through
+    sympy's ``parse_expr``), or None. Natural prose and LaTeX pass; code shapes do not, and such a
+    completion falls back to the last number."""
+    m = _CODE_IN_TEXT_RE.search(text)
+    return f"code-like text {m.group(0)!r}" if m else None
