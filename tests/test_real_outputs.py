@@ -109,3 +109,20 @@ def test_a_wrong_final_number_after_the_right_work_scores_zero_on_gsm8k():
     golds = [r["answer"].split("####")[-1].strip() for r in data]
     wrong = [re.sub(r"####\s*(.*)$", lambda m: f"#### {m.group(1).replace(',', '')}1", r["answer"]) for r in data]
     assert accuracy_reward(wrong, answer=golds) == [0.0] * len(data)
+
+
+@pytest.mark.parametrize("completion, gold, reward", [
+    ("1.22", "1,22", 1.0), ("0.111", "0,111", 1.0), ("1000,99", "1000.99", 1.0),  # decimal commas
+    ("AZYUK2A", "2", 0.0),  # digits inside a word are not a number
+])
+def test_decimal_commas_and_digits_inside_words(completion, gold, reward):
+    assert accuracy_reward([completion], answer=[gold]) == [reward]
+
+
+@pytest.mark.parametrize("completion, gold", [
+    ("Final Answer: The final answer is 12,000,023. I hope it is correct.", "12000023"),
+    ("Therefore the volume is 120.\nFinal Answer: The volume of $ABCDEFGH$ is 120. I hope it is correct.", "120"),
+    ("So the ordered pair $(x, y)$ that solves the system is $(7, 6)$.", "(7,6)"),  # prose words are not code
+])
+def test_answers_stated_inside_a_sentence(completion, gold):
+    assert accuracy_reward([completion], answer=[gold]) == [1.0]

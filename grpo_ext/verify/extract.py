@@ -36,7 +36,7 @@ _EN_ANSWER_RE = re.compile(
     re.IGNORECASE,
 )
 _ZH_ANSWER_RE = re.compile(r"答案\s*(?:是|为|:|：)\s*[:：]?\s*([^\n]{1,300})")
-_LAST_NUMBER_RE = re.compile(_NUMBER)
+_LAST_NUMBER_RE = re.compile(rf"(?<![A-Za-z])(?:{_NUMBER})")  # not digits inside a word ("AZYUK2A")
 _FINAL_LINE_RE = re.compile(r"^\s*(?:A|Ans|Final answer|Final Answer|FINAL ANSWER)\s*[:：]\s*(.{1,300}?)\s*$")
 _BOLD_LINE_RE = re.compile(r"^\s*\*\*([^*\n]{1,200})\*\*\s*\.?\s*$")
 
@@ -122,6 +122,10 @@ def _last_boxed(text: str) -> str | None:
     return None
 
 
+#: A stated answer that is a sentence: "The volume of $ABCD$ is 120" -> the part after the last "is" / "=".
+_PROSE_ANSWER_RE = re.compile(r"^.*(?:\bis\b|=)\s*(.+)$", re.IGNORECASE)  # answers are <= 300 characters
+
+
 def _clean_sentence_answer(ans: str) -> str:
     # "The answer is $12$ dollars." -> "$12$ dollars"; keep LaTeX inside $...$ whole
     ans = ans.strip().strip("*").strip()  # markdown bold around the answer: "**18**"
@@ -129,8 +133,12 @@ def _clean_sentence_answer(ans: str) -> str:
         end = ans.find("$", 1)
         if end > 0:
             return ans[: end + 1]
-    ans = re.split(r"(?<=[^\d])\.\s|\.$|。|；|;", ans, maxsplit=1)[0]
+    ans = re.split(r"\.\s|\.$|。|；|;", ans, maxsplit=1)[0]  # a decimal point never has a space after it
     ans = re.sub(r"^(?:therefore|thus|then|so|hence|simply|just)\b[\s,:]*", "", ans.strip(), flags=re.IGNORECASE)
+    if len(re.findall(r"[A-Za-z]{2,}", re.sub(r"\$[^$]*\$|\\[A-Za-z]+", "", ans))) >= 3:
+        prose = _PROSE_ANSWER_RE.match(ans)  # more words than an answer with a unit has: a sentence
+        if prose:
+            ans = prose.group(1)
     return ans.strip().strip("*").strip()
 
 
@@ -163,7 +171,15 @@ def _last_match(pattern: re.Pattern, text: str) -> re.Match | None:
 def _sentence(pattern: re.Pattern):
     def find(text: str) -> str | None:
         m = _last_match(pattern, text)
-        return _clean_sentence_answer(m.group(1)) if m else None
+        if not m:
+            return None
+        answer = m.group(1)
+        for _ in range(3):  # "Final Answer: The final answer is 7": the innermost statement
+            inner = _last_match(pattern, answer)
+            if inner is None:
+                break
+            answer = inner.group(1)
+        return _clean_sentence_answer(answer)
 
     return find
 
@@ -233,6 +249,7 @@ _UNIT_WORDS = (
 _TRAILING_UNITS_RE = re.compile(
     r"^(.*?\d)\s*(?:(?:" + _UNIT_WORDS + r")\b\.?\s*)+(?:\^?\{?[23]\}?)?$", re.IGNORECASE
 )
+_DECIMAL_COMMA_RE = re.compile(r"^[-+]?(?:0,\d+|\d+,\d{1,2}|\d+,\d{4,})$")
 _THOUSANDS_RE = re.compile(r"^[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 _ZH_FRACTION_RE = re.compile(r"^(\d+)分之(\d+)$")
 _ZH_PERCENT_RE = re.compile(r"^百分之(\d+(?:\.\d+)?)$")
@@ -276,7 +293,9 @@ def normalize_answer(answer: str) -> str:
     m = _ZH_PERCENT_RE.match(s)
     if m:
         s = f"{m.group(1)}%"
-    if _THOUSANDS_RE.match(s):
+    if _DECIMAL_COMMA_RE.match(s):  # "1,22", "0,111", "1000,99": a decimal comma, never thousands
+        s = s.replace(",", ".")
+    elif _THOUSANDS_RE.match(s):
         s = s.replace(",", "")
     s = s.rstrip(".").strip()
     if re.fullmatch(r"[A-Za-z][A-Za-z ]*", s):  # a word answer: case does not matter

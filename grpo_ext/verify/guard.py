@@ -88,8 +88,9 @@ def symbolic_rejection(s: str) -> str | None:
 
 #: Code shapes that a whole completion must not contain before math-verify's extraction reads it.
 _CODE_IN_TEXT_RE = re.compile(
-    r"__|`|\b(?:import|lambda|exec|eval|compile|getattr|setattr|globals|locals|vars|open|system|subprocess|"
-    r"builtins)\b|\b(?:os|sys)\s*\.")
+    r"__|`|\blambda\b|\bimport\s+[A-Za-z_]|\bfrom\s+[A-Za-z_.]+\s+import\b|"
+    r"\b(?:exec|eval|compile|getattr|setattr|delattr|globals|locals|vars|open|system|popen|subprocess|builtins|"
+    r"input|breakpoint)\s*\(|\b(?:os|sys|io|shutil|pathlib)\s*\.\s*[A-Za-z_]")
 
 
 def text_rejection(text: str) -> str | None:
