@@ -1,24 +1,16 @@
-"""``grpo-ext train | eval | demo | report``: YAML recipes through ``trl.TrlParser``, benchmark evaluation, the CPU demo.
-
-    grpo-ext train recipes/tiny/grpo.yaml [--field value ...] [--dry_run true]
-    accelerate launch --config_file recipes/accelerate_configs/zero3.yaml -m grpo_ext.cli train RECIPE.yaml
-    grpo-ext eval --model PATH --datasets gsm8k,cmath [--dataset_path gsm8k=FILE] [--k 4]
-    grpo-ext demo [--output_dir grpo-ext-demo] [--seed 0]
-    grpo-ext report RUN_DIR [OTHER_RUN_DIR]
-"""
+"""``grpo-ext train RECIPE.yaml [--field value ...]``: a recipe through ``trl.TrlParser``, then train, save, push."""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import difflib
 import os
-import sys
 from dataclasses import dataclass, field
 
 import yaml
 
-from .config import GRPOConfig
+from ..config import GRPOConfig
+from ._common import RecipeError
 
 
 @dataclass
@@ -102,10 +94,6 @@ def _known_fields() -> set[str]:
     return {f.name for cls in (ScriptArguments, GRPOConfig, ModelConfig) for f in dataclasses.fields(cls)} | {"env"}
 
 
-class RecipeError(ValueError):
-    """A recipe or its overrides are wrong; the message says what and how to fix it."""
-
-
 def _check_fields(names, where: str) -> None:
     known = _known_fields()
     for name in names:
@@ -163,8 +151,8 @@ SYNTHETIC = ("synthetic_en", "synthetic_zh")
 
 
 def _load_named(script_args: ScriptArguments, name: str, split: str, seed: int, size: int):
-    from .data import load_math_dataset
-    from .data.synthetic import synthetic_dataset
+    from ..data import load_math_dataset
+    from ..data.synthetic import synthetic_dataset
 
     if name in SYNTHETIC:
         return synthetic_dataset(size, language=name[-2:], style=script_args.synthetic_style, seed=seed,
@@ -187,7 +175,7 @@ def load_train_dataset(script_args: ScriptArguments, seed: int = 0):
 
 def load_eval_benchmarks(script_args: ScriptArguments, seed: int = 0) -> dict:
     """The held-out sets MathEvalCallback evaluates (synthetic ones drawn with another seed)."""
-    from .data import DATASETS
+    from ..data import DATASETS
 
     out = {}
     for name in script_args.math_eval_datasets or []:
@@ -198,7 +186,7 @@ def load_eval_benchmarks(script_args: ScriptArguments, seed: int = 0) -> dict:
 
 
 def reward_functions(script_args: ScriptArguments):
-    from .rewards import get_reward_funcs
+    from ..rewards import get_reward_funcs
 
     options = {}
     if "accuracy" in script_args.reward_funcs:
@@ -226,11 +214,11 @@ def _accelerate_processes(path: str) -> tuple[int, str]:
 
 def dry_run(script_args: ScriptArguments, training_args: GRPOConfig, model_args) -> str:
     """Check what a recipe names without loading weights or data; return a summary."""
-    from .data import DATASETS
+    from ..data import DATASETS
 
     reward_functions(script_args)  # unknown names and options raise here
     if training_args.supervision == "process":
-        from .rewards.process import check_process_reward
+        from ..rewards.process import check_process_reward
 
         try:
             check_process_reward(training_args.process_reward)
@@ -278,7 +266,7 @@ def train(argv: list[str]) -> int:
     from transformers.trainer_utils import get_last_checkpoint
     from trl import get_peft_config, get_quantization_config
 
-    from .trainer import GRPOTrainer
+    from ..trainer import GRPOTrainer
 
     init = dict(revision=model_args.model_revision,
                 attn_implementation=model_args.attn_implementation, dtype=model_args.dtype)
@@ -288,7 +276,7 @@ def train(argv: list[str]) -> int:
 
     callbacks = []
     if script_args.math_eval_datasets:
-        from .callbacks import MathEvalCallback
+        from ..callbacks import MathEvalCallback
 
         callbacks.append(MathEvalCallback(
             load_eval_benchmarks(script_args, training_args.seed), eval_steps=script_args.math_eval_steps,
@@ -316,7 +304,7 @@ def train(argv: list[str]) -> int:
     trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model(training_args.output_dir)
     trainer.save_state()  # trainer_state.json beside the model, for `grpo-ext report`
-    from .data import DATASETS
+    from ..data import DATASETS
 
     hub_dataset = DATASETS[script_args.dataset_name].hub_id if script_args.dataset_name in DATASETS else None
     model_name = training_args.hub_model_id or os.path.basename(os.path.normpath(training_args.output_dir))
@@ -338,7 +326,7 @@ def load_reward_model(script_args: ScriptArguments, max_length: int = 2048):
     """The iterative loop's outcome reward model: a sequence classifier with one output (optionally LoRA)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from .rewards.models import OutcomeRewardModel
+    from ..rewards.models import OutcomeRewardModel
 
     import transformers.integrations.deepspeed as hf_deepspeed
 
@@ -368,8 +356,8 @@ def train_iterative(script_args, training_args, model_args, train_dataset, callb
     """``grpo-ext train`` with ``iterative: true``: :class:`grpo_ext.iterative.IterativeGRPO` around the recipe."""
     from trl import get_peft_config
 
-    from .iterative import IterativeConfig, IterativeGRPO
-    from .trainer import GRPOTrainer
+    from ..iterative import IterativeConfig, IterativeGRPO
+    from ..trainer import GRPOTrainer
 
     named = reward_functions(script_args)
     held = min(script_args.rm_questions, max(len(train_dataset) // 10, 2))
@@ -410,114 +398,4 @@ def train_iterative(script_args, training_args, model_args, train_dataset, callb
     return 0
 
 
-# ----- eval ----------------------------------------------------------------------------------
-DEFAULT_EVAL_SPLITS = {"gsm8k": "test", "math": "test", "math500": "test", "cmath": "test", "mgsm_zh": "test"}
-
-
-def evaluate_command(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="grpo-ext eval", description="Evaluate a model on math benchmarks.")
-    p.add_argument("--model", required=True, help="model path or Hub id")
-    p.add_argument("--datasets", default="gsm8k,math500,cmath", help="comma-separated benchmark names")
-    p.add_argument("--dataset_path", action="append", default=[], help="name=path of local files (repeatable)")
-    p.add_argument("--template", default="chat")
-    p.add_argument("--k", type=int, default=1, help="samples for maj@k / pass@k (1: greedy top-1 only)")
-    p.add_argument("--max_new_tokens", type=int, default=1024)
-    p.add_argument("--batch_size", type=int, default=32)
-    p.add_argument("--limit", type=int, default=None, help="evaluate the first N questions of each benchmark")
-    p.add_argument("--use_vllm", action="store_true")
-    p.add_argument("--output_dir", default="grpo-ext-eval")
-    p.add_argument("--compare", default=None, help="a results.json to compare with (before -> after table and PNG)")
-    opts = p.parse_args(argv)
-
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from .data import load_math_dataset
-    from .evaluation import compare_results, evaluate, save_results
-
-    paths = dict(item.split("=", 1) for item in opts.dataset_path)
-    tokenizer = AutoTokenizer.from_pretrained(opts.model)
-    model = opts.model if opts.use_vllm else AutoModelForCausalLM.from_pretrained(opts.model, dtype="auto")
-    results = []
-    for name in [n.strip() for n in opts.datasets.split(",") if n.strip()]:
-        ds = load_math_dataset(name, DEFAULT_EVAL_SPLITS.get(name, "test"), path=paths.get(name), template=opts.template)
-        if opts.limit:
-            ds = ds.select(range(min(opts.limit, len(ds))))
-        results.append(evaluate(model, tokenizer, ds, benchmark=name, k=opts.k, max_new_tokens=opts.max_new_tokens,
-                                batch_size=opts.batch_size, use_vllm=opts.use_vllm))
-    written = save_results(results, opts.output_dir)
-    print(open(written["markdown"], encoding="utf-8").read())
-    if opts.compare:
-        print(compare_results(opts.compare, results, output_dir=opts.output_dir))
-    return 0
-
-
-# ----- demo ----------------------------------------------------------------------------------
-def demo_command(argv: list[str]) -> int:
-    from .demo import PROCESS_DEFAULTS, SUPERVISIONS, DemoConfig, run_demo
-
-    p = argparse.ArgumentParser(prog="grpo-ext demo", description=(
-        "A miniature DeepSeekMath on a tiny local model: warm-up on English + Chinese addition, GRPO on "
-        "English only, accuracy before -> after in both languages. --supervision process: a two-step task with "
-        "the paper's process supervision (step rewards), step correctness reported too (defaults then: "
-        + ", ".join(f"{k} {v}" for k, v in PROCESS_DEFAULTS.items()) + ")."))
-    for f in dataclasses.fields(DemoConfig):
-        if f.name in ("progress", "supervision"):
-            continue
-        kind = _flag if isinstance(f.default, bool) else type(f.default)
-        p.add_argument(f"--{f.name}", type=kind, default=None, help=f"default {f.default}")
-    p.add_argument("--supervision", choices=list(SUPERVISIONS), default="outcome")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
-    opts = {k: v for k, v in vars(p.parse_args(argv)).items() if v is not None}
-    quiet = opts.pop("quiet")
-    run_demo(DemoConfig.for_supervision(progress=not quiet, **opts))
-    return 0
-
-
-def _flag(text: str) -> bool:
-    if text.lower() in ("true", "1", "yes"):
-        return True
-    if text.lower() in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-    return 0
-
-
-# ----- report --------------------------------------------------------------------------------
-def report_command(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="grpo-ext report", description=(
-        "Curves (reward, benchmark accuracy, KL, length, clipping, zero-variance groups, advantages, learning "
-        "rate) and a summary of a run, from its trainer_state.json; two runs are overlaid."))
-    p.add_argument("run_dirs", nargs="+", help="a training output_dir (two to compare)")
-    p.add_argument("--output", default=None, help="output path without extension (default RUN_DIR/report)")
-    opts = p.parse_args(argv)
-    from .report import make_report
-
-    try:
-        paths = make_report(opts.run_dirs, opts.output)
-    except (FileNotFoundError, ValueError) as err:
-        raise RecipeError(str(err)) from err
-    print(open(paths["markdown"], encoding="utf-8").read())
-    print(f"wrote {paths['png']} and {paths['markdown']}")
-    return 0
-
-
-COMMANDS = {"train": train, "eval": evaluate_command, "demo": demo_command, "report": report_command}
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        print(__doc__.strip())
-        if argv and argv[0] not in ("-h", "--help"):
-            print(f"\nunknown command {argv[0]!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
-            return 2
-        return 0
-    try:
-        return COMMANDS[argv[0]](argv[1:])
-    except RecipeError as err:
-        print(f"grpo-ext {argv[0]}: {err}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+run = train

@@ -1,0 +1,34 @@
+"""``grpo-ext train | eval | demo | report``: YAML recipes through ``trl.TrlParser``, benchmark evaluation, the CPU demo.
+
+    grpo-ext train recipes/tiny/grpo.yaml [--field value ...] [--dry_run true]
+    accelerate launch --config_file recipes/accelerate_configs/zero3.yaml -m grpo_ext.cli train RECIPE.yaml
+    grpo-ext eval --model PATH --datasets gsm8k,cmath [--dataset_path gsm8k=FILE] [--k 4]
+    grpo-ext demo [--output_dir grpo-ext-demo] [--seed 0]
+    grpo-ext report RUN_DIR [OTHER_RUN_DIR]
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from ._common import RecipeError
+
+#: command -> module of this package; only the chosen one is imported (torch and TRL load lazily).
+COMMANDS = {"train": "train", "eval": "eval", "demo": "demo", "report": "report"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        print(__doc__.strip())
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"\nunknown command {argv[0]!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
+            return 2
+        return 0
+    command = importlib.import_module(f".{COMMANDS[argv[0]]}", __name__)
+    try:
+        return command.run(argv[1:])
+    except RecipeError as err:
+        print(f"grpo-ext {argv[0]}: {err}", file=sys.stderr)
+        return 2
