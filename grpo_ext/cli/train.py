@@ -80,6 +80,13 @@ class ScriptArguments:
         default=None, metadata={"help": "The accelerate config this recipe is meant for (checked by --dry_run)."}
     )
     dry_run: bool = field(default=False, metadata={"help": "Validate the recipe without loading weights or data."})
+    smoke: bool = field(
+        default=False,
+        metadata={"help": "Run the recipe for 2 steps on the CPU: float32, no vLLM, 2 prompts x 4 completions of 32 "
+                          "tokens, logging every step, nothing saved during training; every other field as written "
+                          "(what it changes is printed). With --model_name_or_path pointing at a grpo-ext tiny-model "
+                          "folder it runs offline."},
+    )
 
 
 def _parser():
@@ -128,7 +135,43 @@ def parse_train_args(argv: list[str]):
     if dry:
         # validate GPU recipes on any machine: bf16/fp16 need a GPU, which a dry run does not use
         overrides += ["--bf16", "false", "--fp16", "false", "--use_cpu", "true"]
+    if str(recipe.get("smoke", False)).lower() == "true" or _flag_value(overrides, "smoke") == "true":
+        overrides += smoke_overrides(recipe, overrides)
     return _parser().parse_args_and_config(args=["--config", recipe_path, *overrides]), recipe
+
+
+#: What ``--smoke true`` sets: a 2-step CPU run of any recipe.
+SMOKE_SETTINGS = {
+    "bf16": "false", "fp16": "false", "use_cpu": "true", "dtype": "float32", "use_vllm": "false",
+    "gradient_checkpointing": "false", "per_device_train_batch_size": "8", "num_generations": "4",
+    "gradient_accumulation_steps": "1", "max_completion_length": "32", "max_steps": "2", "logging_steps": "1",
+    "save_strategy": "no", "push_to_hub": "false", "report_to": "none",
+}
+
+
+def smoke_overrides(recipe: dict, overrides: list[str]) -> list[str]:
+    """The command-line overrides of a smoke run, after the user's own (which still win); prints each change.
+
+    A process reward model named on the Hub (``prm:owner/name``) cannot load offline: the smoke run
+    scores steps with the ``step_check`` checker instead, and says so.
+    """
+    settings = dict(SMOKE_SETTINGS)
+    process_reward = _flag_value(overrides, "process_reward") or str(recipe.get("process_reward", ""))
+    if process_reward.startswith("prm:") and not os.path.isdir(process_reward[4:]):
+        settings["process_reward"] = "step_check"
+    changed = []
+    for name, value in settings.items():
+        if _flag_value(overrides, name) is not None:
+            continue  # the user's own override wins
+        before = recipe.get(name)
+        if str(before).lower() != value:
+            changed.append(f"{name}: {before if before is not None else '(default)'} -> {value}")
+    print("smoke run, changed from the recipe: " + "; ".join(changed), flush=True)
+    extra = []
+    for name, value in settings.items():
+        if _flag_value(overrides, name) is None:
+            extra += [f"--{name}", value]
+    return extra
 
 
 def _flag_value(args: list[str], name: str) -> str | None:
