@@ -331,15 +331,21 @@ class GRPOTrainer(trl.GRPOTrainer):
             kl_scale = float(inputs["zero_variance_kl_scale"])
         if self.beta == 0.0 or (self.kl_estimator == "k3" and kl_scale == 1.0):
             return super()._compute_loss(model, inputs)
-        return self._loss_with_kl(model, inputs, kl_scale)
+        beta, self.beta = self.beta, self.beta * kl_scale  # the parent's KL term, at the weight it should have
+        try:
+            return self._loss_with_kl(model, inputs)
+        finally:
+            self.beta = beta
 
-    def _loss_with_kl(self, model, inputs, kl_scale: float):
-        """The parent's loss with its k3 KL term replaced by ``kl_scale`` times ours, aggregated alike.
+    def _loss_with_kl(self, model, inputs):
+        """The parent's loss with its k3 KL term swapped for the configured estimator, aggregated alike.
 
         TRL hard-codes k3 inside its 270-line loss; every ``loss_type`` reduces the per-token loss
-        linearly, so adding ``beta * aggregate(kl_scale * KL_est - KL_k3)`` gives exactly the loss with
-        the chosen estimator and weight, from the same forward pass, without copying the parent's method.
+        linearly, so adding ``beta * aggregate(KL_est - KL_k3)`` gives exactly the loss with the chosen
+        estimator, from the same forward pass, without copying the parent's method.
         """
+        if self.kl_estimator == "k3":
+            return super()._compute_loss(model, inputs)
         self._capture_logps = True
         try:
             loss = super()._compute_loss(model, inputs)
@@ -355,8 +361,7 @@ class GRPOTrainer(trl.GRPOTrainer):
             weights = importance_weights(per_token_logps, inputs.get("old_per_token_logps"), mask,
                                          self.importance_sampling_level)
         ref = inputs["ref_per_token_logps"]
-        theirs = kl_loss_term(per_token_logps, ref, "k3", weights)
-        ours = theirs if self.kl_estimator == "k3" else kl_loss_term(per_token_logps, ref, self.kl_estimator, weights)
+        ours = kl_loss_term(per_token_logps, ref, self.kl_estimator, weights)
 
         mode = "train" if self.model.training else "eval"
         accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1.0
@@ -366,7 +371,7 @@ class GRPOTrainer(trl.GRPOTrainer):
             if mode == "train":
                 num_items = num_items * self.current_gradient_accumulation_steps / self.args.steps_per_generation
         loss = loss + self.beta * aggregate_token_loss(
-            kl_scale * ours - theirs,
+            ours - kl_loss_term(per_token_logps, ref, "k3", weights),
             mask,
             self.loss_type,
             max_completion_length=self.max_completion_length,
@@ -374,8 +379,6 @@ class GRPOTrainer(trl.GRPOTrainer):
             accumulation_factor=accumulation,
         )
 
-        if ours is theirs:  # the parent logged this very term as "kl"
-            return loss
         # The parent logged its k3 term as "kl": replace it with the term actually in the loss.
         ours = ours.detach().expand_as(mask)
         totals = self.accelerator.reduce(torch.stack([(ours * mask).sum(), mask.sum().float()]), reduction="sum")

@@ -137,3 +137,15 @@ def test_bad_sample_rows_are_named_with_their_line(tmp_path, row, message):
     samples = write_samples(tmp_path / "bad.jsonl", [{"answer": "1", "completions": ["1"]}, row])
     code, out = cli("eval", "--samples", str(samples))
     assert code == 2 and "line 2" in out and message in out
+
+
+def test_samples_compare_before_and_after_on_mean_at_k(tmp_path):
+    before = write_samples(tmp_path / "bench.jsonl", [{"answer": "3", "completions": ["\\boxed{3}", "\\boxed{4}"]}])
+    code, out = cli("eval", "--samples", str(before), "--output_dir", str(tmp_path / "before"))
+    assert code == 0, out
+    (tmp_path / "after").mkdir()
+    after = write_samples(tmp_path / "after" / "bench.jsonl", [{"answer": "3", "completions": ["\\boxed{3}", "\\boxed{3}"]}])
+    code, out = cli("eval", "--samples", str(after), "--output_dir", str(tmp_path / "after-eval"),
+                    "--compare", str(tmp_path / "before" / "results.json"))
+    assert code == 0, out
+    assert "| bench | 50.0 | 100.0 | +50.0 |" in out and "before (mean@2)" in out

@@ -64,8 +64,10 @@ def _report(results, opts) -> int:
 
     written = save_results(results, opts.output_dir)
     print(open(written["markdown"], encoding="utf-8").read())
-    if opts.compare:
-        print(compare_results(opts.compare, results, output_dir=opts.output_dir))
+    if opts.compare:  # top-1 where there is one; completions scored from --samples compare on mean@k
+        first = results[0]["metrics"]
+        metric = "top1" if "top1" in first else f"mean@{results[0]['k']}"
+        print(compare_results(opts.compare, results, metric=metric, output_dir=opts.output_dir))
     return 0
 
 
