@@ -1,34 +1,59 @@
-"""grpo-ext: DeepSeekMath's Group Relative Policy Optimization on top of TRL."""
+"""grpo-ext: DeepSeekMath's Group Relative Policy Optimization on top of TRL.
+
+The public names load on first use (PEP 562), so ``import grpo_ext`` and ``grpo-ext --help`` do not
+import torch or TRL until something needs them; the supported trl range is checked at once.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 from ._compat import check_trl_version
 
 check_trl_version()
 
-from .advantages import outcome_advantages, zero_variance_mask  # noqa: E402
-from .callbacks import MathEvalCallback  # noqa: E402
-from .config import GRPOConfig  # noqa: E402
-from .data import load_math_dataset  # noqa: E402
-from .evaluation import compare_results, evaluate  # noqa: E402
-from .losses import kl_penalty  # noqa: E402
-from .rewards import accuracy_reward, format_reward, get_reward_funcs  # noqa: E402
-from .trainer import GRPOTrainer  # noqa: E402
-from .verify import extract_answer, is_equivalent  # noqa: E402
-
 __version__ = "0.1.0"
 
-__all__ = [
-    "GRPOConfig",
-    "GRPOTrainer",
-    "MathEvalCallback",
-    "accuracy_reward",
-    "compare_results",
-    "evaluate",
-    "extract_answer",
-    "format_reward",
-    "get_reward_funcs",
-    "is_equivalent",
-    "kl_penalty",
-    "load_math_dataset",
-    "outcome_advantages",
-    "zero_variance_mask",
-]
+#: public name -> the module that defines it
+_EXPORTS = {
+    "GRPOConfig": ".config",
+    "GRPOTrainer": ".trainer",
+    "MathEvalCallback": ".callbacks",
+    "accuracy_reward": ".rewards",
+    "compare_results": ".evaluation",
+    "evaluate": ".evaluation",
+    "extract_answer": ".verify",
+    "format_reward": ".rewards",
+    "get_reward_funcs": ".rewards",
+    "is_equivalent": ".verify",
+    "kl_penalty": ".losses",
+    "load_math_dataset": ".data",
+    "outcome_advantages": ".advantages",
+    "zero_variance_mask": ".advantages",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'grpo_ext' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:  # what static tools (type checkers, the API docs) see
+    from .advantages import outcome_advantages, zero_variance_mask
+    from .callbacks import MathEvalCallback
+    from .config import GRPOConfig
+    from .data import load_math_dataset
+    from .evaluation import compare_results, evaluate
+    from .losses import kl_penalty
+    from .rewards import accuracy_reward, format_reward, get_reward_funcs
+    from .trainer import GRPOTrainer
+    from .verify import extract_answer, is_equivalent
