@@ -48,12 +48,12 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what static tools (type checkers, the API docs) see
-    from .advantages import outcome_advantages, zero_variance_mask
-    from .callbacks import MathEvalCallback
-    from .config import GRPOConfig
-    from .data import load_math_dataset
-    from .evaluation import compare_results, evaluate
-    from .losses import kl_penalty
-    from .rewards import accuracy_reward, format_reward, get_reward_funcs
-    from .trainer import GRPOTrainer
-    from .verify import extract_answer, is_equivalent
+    from .advantages import outcome_advantages, zero_variance_mask  # noqa: F401
+    from .callbacks import MathEvalCallback  # noqa: F401
+    from .config import GRPOConfig  # noqa: F401
+    from .data import load_math_dataset  # noqa: F401
+    from .evaluation import compare_results, evaluate  # noqa: F401
+    from .losses import kl_penalty  # noqa: F401
+    from .rewards import accuracy_reward, format_reward, get_reward_funcs  # noqa: F401
+    from .trainer import GRPOTrainer  # noqa: F401
+    from .verify import extract_answer, is_equivalent  # noqa: F401
