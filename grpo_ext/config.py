@@ -28,6 +28,17 @@ PAPER_SETTINGS: dict[str, Any] = {
 PAPER_BATCH_SIZE = 1024
 
 
+def _has_accelerator() -> bool:
+    """A CUDA, XPU, NPU or MPS device is available to torch."""
+    import torch
+
+    for name in ("cuda", "xpu", "npu", "mps"):
+        backend = getattr(torch, name, None) or getattr(torch.backends, name, None)
+        if backend is not None and callable(getattr(backend, "is_available", None)) and backend.is_available():
+            return True
+    return False
+
+
 @dataclass
 class GRPOConfig(_TRLGRPOConfig):
     r"""Configuration of :class:`grpo_ext.GRPOTrainer`: every field of ``trl.GRPOConfig``, plus:
@@ -60,7 +71,9 @@ class GRPOConfig(_TRLGRPOConfig):
         max_resample_rounds (`int`, *optional*, defaults to `4`):
             Extra generation rounds per batch at most, for ``"resample"``.
 
-    Defaults of the inherited fields are TRL's (``loss_type="dapo"``, ``beta=0.0``,
+    Left unset, ``bf16`` follows the hardware: TRL's ``True`` where an accelerator is available, and on a
+    machine without one float32 on the CPU (``bf16=False, use_cpu=True``), so the same code runs on a
+    laptop and on a GPU. Other defaults of the inherited fields are TRL's (``loss_type="dapo"``, ``beta=0.0``,
     ``use_bias_correction_kl=True``), so a config means the same in both libraries; :meth:`from_paper`
     returns DeepSeekMath-RL's settings (``use_bias_correction_kl=False``: eq. 3's KL as written).
     """
@@ -131,6 +144,11 @@ class GRPOConfig(_TRLGRPOConfig):
                 f"beta ({self.beta}) must be >= 0: it weighs the KL penalty to the reference model "
                 "(the paper uses 0.04; 0 disables the penalty and the reference model)."
             )
+        if self.bf16 is None and not self.fp16 and not _has_accelerator():
+            # TRL resolves an unset bf16 to True, which fails on a machine without an accelerator: a config
+            # that says nothing about precision runs there in float32 on the CPU instead.
+            self.bf16 = False
+            self.use_cpu = True
         if self.beta > 0 and (self.kl_estimator, bool(self.use_bias_correction_kl)) == ("k1", False):
             warnings.warn(
                 "kl_estimator='k1' with use_bias_correction_kl=False has an expected gradient of zero: the KL "

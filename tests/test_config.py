@@ -104,3 +104,17 @@ def test_skip_with_more_micro_batches_per_generation_than_per_step_warns(tmp_pat
         GRPOConfig(output_dir=str(tmp_path), zero_variance_groups="skip", use_cpu=True, bf16=False,
                    per_device_train_batch_size=4, num_generations=4, steps_per_generation=4,
                    gradient_accumulation_steps=2)
+
+
+def test_unset_precision_runs_in_float32_on_the_cpu_of_a_machine_without_accelerator(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: TRL's bf16 default applies")
+    args = GRPOConfig(output_dir=str(tmp_path))  # the README's Quick start sets neither bf16 nor use_cpu
+    assert args.bf16 is False and args.use_cpu is True
+
+
+def test_explicit_precision_is_kept(tmp_path):
+    args = GRPOConfig(output_dir=str(tmp_path), bf16=False, use_cpu=False)
+    assert args.bf16 is False and args.use_cpu is False

@@ -149,3 +149,34 @@ def test_samples_compare_before_and_after_on_mean_at_k(tmp_path):
                     "--compare", str(tmp_path / "before" / "results.json"))
     assert code == 0, out
     assert "| bench | 50.0 | 100.0 | +50.0 |" in out and "before (mean@2)" in out
+
+
+# ----- flags in both spellings ------------------------------------------------------------------------
+def test_flags_are_accepted_dashed_as_well_as_underscored():
+    from grpo_ext.cli import underscore_flags
+
+    assert underscore_flags(["train", "r.yaml", "--dry-run", "true", "--output-dir=x", "--dataset_path", "a-b=c"]) == [
+        "train", "r.yaml", "--dry_run", "true", "--output_dir=x", "--dataset_path", "a-b=c"]
+
+
+def test_train_dry_run_takes_dashed_flags(capsys):
+    from grpo_ext.cli import main
+
+    recipe = str(ROOT / "recipes" / "deepseek-math-7b-instruct" / "grpo" / "outcome.yaml")
+    assert main(["train", recipe, "--dry-run", "true", "--output-dir", "elsewhere"]) == 0
+    assert main(["train", recipe, "--dry_run", "true", "--output_dir", "elsewhere"]) == 0
+
+
+@pytest.mark.parametrize("flag", ["--output-dir", "--output_dir"])
+def test_eval_takes_both_spellings(tmp_path, flag):
+    samples = write_samples(tmp_path / "b.jsonl", [{"answer": "3", "completions": ["\\boxed{3}"]}])
+    code, out = cli("eval", "--samples", str(samples), flag, str(tmp_path / "out"))
+    assert code == 0, out
+    assert (tmp_path / "out" / "results.json").exists()
+
+
+@pytest.mark.parametrize("flag", ["--num-layers", "--num_layers"])
+def test_tiny_model_takes_both_spellings(tmp_path, flag):
+    code, out = cli("tiny-model", str(tmp_path), "--tokenizer", "char", flag, "2")
+    assert code == 0, out
+    assert json.loads((tmp_path / "config.json").read_text())["num_hidden_layers"] == 2

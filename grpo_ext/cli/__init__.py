@@ -19,8 +19,19 @@ from ._common import RecipeError
 COMMANDS = {"train": "train", "eval": "eval", "demo": "demo", "report": "report", "tiny-model": "tiny_model"}
 
 
+def underscore_flags(argv: list[str]) -> list[str]:
+    """``--output-dir x`` -> ``--output_dir x``: every flag in both spellings, as TRL's own CLI accepts them."""
+    out = []
+    for arg in argv:
+        if arg.startswith("--") and len(arg) > 2:
+            name, sep, value = arg[2:].partition("=")
+            arg = "--" + name.replace("-", "_") + sep + value
+        out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = underscore_flags(list(sys.argv[1:] if argv is None else argv))
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         print(__doc__.strip())
         if argv and argv[0] not in ("-h", "--help"):

