@@ -138,7 +138,7 @@ def main():
     mv_right = sum(a == b for a, b in zip(mv, expected))
     ge_right = sum(a == b for a, b in zip(ge, expected))
     print(f"\nAccuracy on {len(expected)} labelled equivalence cases (tests/equivalence_cases.py):")
-    print(f"| verifier | correct | accuracy |\n|---|---|---|")
+    print("| verifier | correct | accuracy |\n|---|---|---|")
     print(f"| math-verify | {mv_right} | {mv_right / len(expected):.1%} |")
     print(f"| grpo-ext | {ge_right} | {ge_right / len(expected):.1%} |")
     misses = [(c[0], c[1], c[2]) for c, v in zip(ALL_CASES, mv) if v != c[2]]

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from grpo_ext import verify
 from grpo_ext.rewards import accuracy_reward, get_reward_funcs, make_accuracy_reward
 from grpo_ext.rewards import accuracy as accuracy_module
 from tests.real_output_cases import CASES

@@ -80,6 +80,11 @@ _extract_cache: OrderedDict[str, str | None] = OrderedDict()
 _BARE_NUMBER_RE = re.compile(r"-?\d{1,50}(?:\.\d{1,50})?")
 
 
+def _last_number(text: str) -> tuple[str | None, str | None]:
+    number = find_answer(text, "last_number")
+    return (number, "last_number") if number is not None else (None, None)
+
+
 def extract_answers_with_form(texts: list[str], *, strict: bool = False,
                               last_number_fallback: bool = False) -> list[tuple[str | None, str | None]]:
     """The final answer of each completion and the form it was found in, or ``(None, None)``.
@@ -102,8 +107,7 @@ def extract_answers_with_form(texts: list[str], *, strict: bool = False,
         if _BARE_NUMBER_RE.fullmatch(texts[i].strip()):  # what math-verify extracts from a bare number: itself
             results[i] = (texts[i].strip(), "math_verify")
         elif text_rejection(texts[i][-TAIL_CHARS:]) is not None:  # code shapes never reach math-verify's parser
-            number = find_answer(texts[i], "last_number")
-            results[i] = (number, "last_number") if number is not None else (None, None)
+            results[i] = _last_number(texts[i])
         else:
             missing.append(i)
     tails = {i: texts[i].replace("\x00", "")[-TAIL_CHARS:] for i in missing}
@@ -123,8 +127,7 @@ def extract_answers_with_form(texts: list[str], *, strict: bool = False,
             results[i] = (answer, "math_verify")
             by_math_verify += 1
         else:
-            number = find_answer(texts[i], "last_number")
-            results[i] = (number, "last_number") if number is not None else (None, None)
+            results[i] = _last_number(texts[i])
     _count(extracted_by_math_verify=by_math_verify)
     return results
 
