@@ -35,6 +35,15 @@ def run_cli(*args, launcher=(), timeout=900):
     return out.stdout + out.stderr
 
 
+def test_accelerate_configs_live_apart_from_training_recipes():
+    # recipes/<model>/ holds training recipes; every accelerate config sits in recipes/accelerate_configs/
+    assert ACCELERATE_CONFIGS, "no accelerate config found"
+    misplaced = [os.path.relpath(p, ROOT) for p in ACCELERATE_CONFIGS
+                 if Path(p).parent != ROOT / "recipes" / "accelerate_configs"]
+    assert misplaced == []
+    assert {"zero2_cpu.yaml", "zero3_cpu.yaml"} <= {Path(p).name for p in ACCELERATE_CONFIGS}
+
+
 def test_recipes_are_found():
     names = {os.path.relpath(p, ROOT) for p in RECIPES}
     assert {"recipes/deepseek-math-7b-instruct/grpo/outcome.yaml", "recipes/tiny/grpo.yaml"} <= names
@@ -235,7 +244,7 @@ def test_train_iterative_under_deepspeed_zero3(tiny_model_dir, tmp_path):
     pytest.importorskip("deepspeed")
     out = tmp_path / "iterative-zero3"
     launcher = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-                str(ROOT / "recipes" / "tiny" / "zero3_cpu.yaml")]
+                str(ROOT / "recipes" / "accelerate_configs" / "zero3_cpu.yaml")]
     log = run_cli("train", TINY, "--model_name_or_path", tiny_model_dir, "--output_dir", str(out), "--synthetic_size",
                   "64", "--logging_steps", "1", "--save_strategy", "no", "--iterative", "true",
                   "--reward_model_name_or_path", tiny_model_dir, "--iterations", "2", "--iteration_steps", "1",
