@@ -1,11 +1,14 @@
-"""MathEvalCallback: benchmark accuracy logged during training, beside the training metrics."""
+"""MathEvalCallback: benchmark accuracy logged during training, beside the training metrics.
+WallClock: a run's wall time added up over resumed segments, kept in ``trainer_state.json``."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from transformers import TrainerCallback
+from transformers.trainer_callback import ExportableState
 
 from .evaluation import summarise, generate_completions, score_samples
 
@@ -138,3 +141,40 @@ class MathEvalCallback(TrainerCallback):
     def on_train_end(self, args, state, control, **kwargs):
         if self._last_step != state.global_step:
             self._log_now(state)
+
+
+class WallClock(TrainerCallback, ExportableState):
+    """A run's wall time over all its segments: a run resumed from a checkpoint adds to the time saved with it.
+
+    Kept in ``trainer_state.json`` (``stateful_callbacks["WallClock"]``: ``seconds`` and ``segments``) at
+    each checkpoint and at the end of training, where :mod:`grpo_ext.report` reads it. TRL's own
+    ``train_runtime`` covers the last ``train()`` call only. Time a segment spent after its last
+    checkpoint is not counted when the process is killed (nothing saves it); an interrupted demo saves
+    a checkpoint first. :class:`grpo_ext.GRPOTrainer` adds it by itself.
+    """
+
+    def __init__(self, seconds: float = 0.0, segments: int = 0):
+        self.previous = float(seconds)  # the segments before this one
+        self.segments = int(segments)
+        self._start: float | None = None
+
+    @property
+    def seconds(self) -> float:
+        return self.previous + (time.time() - self._start if self._start is not None else 0.0)
+
+    def state(self) -> dict:
+        return {"args": {}, "attributes": {"seconds": round(self.seconds, 3), "segments": self.segments}}
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        saved = (state.stateful_callbacks or {}).get(type(self).__name__) if state.global_step > 0 else None
+        if isinstance(saved, list):
+            saved = saved[-1] if saved else None
+        attributes = (saved or {}).get("attributes", {})
+        self.previous = float(attributes.get("seconds", 0.0))
+        self.segments = int(attributes.get("segments", 0)) + 1
+        self._start = time.time()
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if state.stateful_callbacks is None:
+            state.stateful_callbacks = {}
+        state.stateful_callbacks[type(self).__name__] = self.state()

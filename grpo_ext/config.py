@@ -144,6 +144,13 @@ class GRPOConfig(_TRLGRPOConfig):
                 f"beta ({self.beta}) must be >= 0: it weighs the KL penalty to the reference model "
                 "(the paper uses 0.04; 0 disables the penalty and the reference model)."
             )
+        for old, new in (("gradient_checkpointing", "activation_checkpointing"),
+                         ("gradient_checkpointing_kwargs", "activation_checkpointing_kwargs")):
+            # transformers 5.24 renamed these fields and warns (FutureWarning) when only the old name is set;
+            # TRL's config still sets the old one by default (gradient_checkpointing=True), so every config
+            # warned. The old name's value is carried over to the new one, as transformers would, silently.
+            if hasattr(self, new) and getattr(self, new) is None and getattr(self, old) is not None:
+                setattr(self, new, getattr(self, old))
         if self.bf16 is None and not self.fp16 and not _has_accelerator():
             # TRL resolves an unset bf16 to True, which fails on a machine without an accelerator: a config
             # that says nothing about precision runs there in float32 on the CPU instead.

@@ -26,18 +26,43 @@ Everything is seeded: the same ``--seed`` gives the same numbers on the same mac
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
+import shutil
+import signal
+import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import torch
 from datasets import Dataset
+from transformers import TrainerCallback
 
 from .data.synthetic import Problem, render
-from .evaluation import compare_results, evaluate
+from .evaluation import evaluate, plot_comparison
 
 IN_DOMAIN, OUT_OF_DOMAIN = "english (in domain)", "chinese (out of domain)"
+FORMS = {IN_DOMAIN: "en", OUT_OF_DOMAIN: "zh"}
+TOTAL_PAIRS = 100 * 100  #: every (a, b) with a, b in 0..99
+STATE_FILE = "demo_state.json"
+#: what a demo run writes in its output_dir (a fresh run clears these, and nothing else, first)
+OUTPUTS = ("warmup", "warmup-model", "grpo", "iterative", "model", "report.png", "report.md", "accuracy.png",
+           "reward.png", "results.json", "iterative_log.json", STATE_FILE)
+
+
+class DemoConfigError(ValueError):
+    """A demo setting is out of range; the message names the flag and what it accepts."""
+
+
+class DemoInterrupted(Exception):
+    """Ctrl-C during a training stage: the stage stopped after a saved checkpoint; rerunning resumes it."""
+
+    def __init__(self, stage: str, step: int, max_steps: int, output_dir: str):
+        self.stage, self.step, self.max_steps, self.output_dir = stage, step, max_steps, output_dir
+        super().__init__(f"stopped in the {stage} at step {step} of {max_steps}; its checkpoint is saved in "
+                         f"{output_dir}/. Run the same command again to resume from there.")
 
 
 @dataclass
@@ -55,6 +80,8 @@ class DemoConfig:
     beta: float = 0.04
     num_generations: int = 8
     grpo_batch_size: int = 64
+    sample_k: int = 16  #: samples per question for maj@k / pass@k before and after GRPO (figure 7); 0: top-1 only
+    sample_temperature: float = 0.7  #: their temperature (the paper's figure 7: 0.7)
     supervision: str = "outcome"  #: "process": the two-step task with step rewards (module docstring)
     steps_task: bool = False  #: the two-step task (always with "process"; with "outcome" for comparisons)
     iterative: bool = False  #: iterative RL: a learned reward model, retrained between GRPO stages
@@ -63,15 +90,42 @@ class DemoConfig:
     rm_lr: float = 1e-4  #: iterative: the reward model's learning rate
     rm_questions: int = 400  #: iterative: training questions its samples come from
     rm_only: bool = False  #: iterative: the reward model is the only reward (the paper's); else + accuracy
-    progress: bool = True
+    resume: bool = True  #: continue an unfinished run in output_dir (after Ctrl-C); False: start over
+    progress: bool = True  #: stage lines and progress bars (False: the final table only)
 
     def __post_init__(self):
         if self.supervision not in SUPERVISIONS:
-            raise ValueError(f"supervision must be one of {list(SUPERVISIONS)}, got {self.supervision!r}")
+            raise DemoConfigError(f"--supervision must be one of {', '.join(SUPERVISIONS)}, got {self.supervision!r}")
         if self.supervision == "process":
             self.steps_task = True
         if self.iterative and self.supervision == "process":
-            raise ValueError("the iterative demo trains an outcome reward model: use it with supervision='outcome'")
+            raise DemoConfigError("--iterative trains an outcome reward model: use it with --supervision outcome")
+        self.validate()
+
+    def validate(self) -> None:
+        """Every knob checked before any work: one line naming the flag, what it got and what it accepts."""
+        def need(ok: bool, flag: str, what: str) -> None:
+            if not ok:
+                raise DemoConfigError(f"--{flag} {getattr(self, flag)!r}: it must be {what}")
+
+        for name in ("warmup_steps", "grpo_steps", "warmup_batch_size", "grpo_batch_size"):
+            need(self.__dict__[name] >= 1, name, "at least 1")
+        for name in ("warmup_lr", "grpo_lr", "rm_lr", "sample_temperature"):
+            need(math.isfinite(self.__dict__[name]) and self.__dict__[name] > 0, name, "a positive number")
+        need(math.isfinite(self.beta) and self.beta >= 0, "beta", "0 or more (the paper's: 0.04)")
+        need(self.seed >= 0, "seed", "0 or more")
+        need(1 <= self.eval_pairs <= TOTAL_PAIRS // 2, "eval_pairs",
+             f"between 1 and {TOTAL_PAIRS // 2} (held out of the {TOTAL_PAIRS} pairs; the rest train)")
+        need(self.num_generations >= 2, "num_generations", "at least 2 (GRPO's baseline is the mean reward of a group)")
+        need(self.grpo_batch_size % self.num_generations == 0, "grpo_batch_size",
+             f"a multiple of --num_generations ({self.num_generations}): whole groups of completions per step")
+        need(self.sample_k >= 0, "sample_k", "0 (top-1 only) or a number of samples per question, e.g. 16")
+        if self.iterative:
+            need(self.iterations >= 1, "iterations", "at least 1")
+            need(self.grpo_steps >= self.iterations, "grpo_steps", f"at least --iterations ({self.iterations})")
+            need(self.rm_steps >= 1, "rm_steps", "at least 1")
+            need(1 <= self.rm_questions <= TOTAL_PAIRS - self.eval_pairs, "rm_questions",
+                 f"between 1 and the {TOTAL_PAIRS - self.eval_pairs} training pairs")
 
     @classmethod
     def for_supervision(cls, supervision: str = "outcome", **overrides) -> "DemoConfig":
@@ -84,6 +138,10 @@ class DemoConfig:
     def completion_length(self) -> int:
         """Tokens to generate: 4 for ``99+99=`` -> ``198``, 20 for ``99+99=198\n198+9=207``."""
         return 20 if self.steps_task else 4
+
+    def settings(self) -> dict:
+        """What decides the numbers (not how the run is shown or whether it resumes): compared on resume."""
+        return {k: v for k, v in asdict(self).items() if k not in ("progress", "resume")}
 
 
 SUPERVISIONS = ("outcome", "process")
@@ -131,29 +189,159 @@ def step_correctness(completions: list[str], solutions: list[str]) -> float:
     return right / max(total, 1)
 
 
-def _accuracy(model, tokenizer, held, language, cfg) -> tuple[float, float | None]:
-    """(top-1 accuracy, step correctness or None) of greedy completions on the held-out questions."""
+def _accuracy(model, tokenizer, held, language, cfg) -> dict[str, float]:
+    """Greedy top-1 (and step correctness on the two-step task) on the held-out questions, and with
+    ``sample_k``: maj@k and pass@k of that many samples per question at ``sample_temperature``."""
     ds = Dataset.from_list(_rows(held, language))
-    result = evaluate(model, tokenizer, ds, max_new_tokens=cfg.completion_length, batch_size=500,
-                      last_number_fallback=True, keep_samples=True, group_by=())
-    steps = None
+    k = max(cfg.sample_k, 1)
+    result = evaluate(model, tokenizer, ds, k=k, temperature=cfg.sample_temperature, max_new_tokens=cfg.completion_length,
+                      batch_size=500, seed=cfg.seed, last_number_fallback=True, keep_samples=True, group_by=())
+    metrics = {key: result["metrics"][key] for key in ("top1", f"maj@{k}", f"pass@{k}") if key in result["metrics"]}
     if cfg.steps_task:
-        steps = step_correctness([r["greedy"] for r in result["records"]], ds["solution"])
-    return result["metrics"]["top1"], steps
+        metrics["steps"] = step_correctness([r["greedy"] for r in result["records"]], ds["solution"])
+    return metrics
 
 
-def _both(model, tokenizer, held, cfg) -> dict[str, tuple[float, float | None]]:
-    return {IN_DOMAIN: _accuracy(model, tokenizer, held, "en", cfg),
-            OUT_OF_DOMAIN: _accuracy(model, tokenizer, held, "zh", cfg)}
+def _both(model, tokenizer, held, cfg, label: str) -> dict[str, dict[str, float]]:
+    out = {}
+    with _bar(cfg, total=len(FORMS), desc=label, unit="form") as bar:
+        for name, language in FORMS.items():
+            out[name] = _accuracy(model, tokenizer, held, language, cfg)
+            bar.update(1)
+    return out
+
+
+# ----- progress, quiet output, Ctrl-C --------------------------------------------------------
+@contextmanager
+def _bar(cfg: DemoConfig, **kwargs):
+    from tqdm.auto import tqdm
+
+    bar = tqdm(disable=not cfg.progress, dynamic_ncols=True, file=sys.stderr, **kwargs)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+class StageBar(TrainerCallback):
+    """One progress bar for a training stage, with its latest ``metric`` (instead of TRL's bar and log dicts)."""
+
+    def __init__(self, cfg: DemoConfig, desc: str, metric: str, interrupt: "GracefulInterrupt | None" = None):
+        self.cfg, self.desc, self.metric, self.interrupt = cfg, desc, metric, interrupt
+        self.bar = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc=self.desc, unit="step",
+                        disable=not self.cfg.progress, dynamic_ncols=True, file=sys.stderr)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.bar is not None and logs and isinstance(logs.get(self.metric), (int, float)):
+            self.bar.set_postfix({self.metric: f"{logs[self.metric]:.3g}"}, refresh=False)
+
+    def on_save(self, args, state, control, **kwargs):
+        if self.interrupt is not None and self.interrupt.requested:  # the run stops right after this save
+            self.on_train_end(args, state, control)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class GracefulInterrupt(TrainerCallback):
+    """Ctrl-C while a trainer runs: finish the step, save a checkpoint, raise :class:`DemoInterrupted`.
+
+    Outside a training stage, or on a second Ctrl-C, it stops at once (``KeyboardInterrupt``); the
+    stages already finished are kept either way. Used as a context manager around the whole run.
+    """
+
+    def __init__(self, output_dir: str):
+        self.output_dir = output_dir
+        self.stage = ""
+        self.training = self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGINT, self._previous)
+        return False
+
+    def _on_sigint(self, signum, frame):
+        if not self.training or self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print(f"\nCtrl-C: stopping the {self.stage} after this step and saving a checkpoint "
+              "(Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.training = True
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.requested:
+            control.should_save = True  # the trainer saves a checkpoint right after this step (on_save below)
+
+    def on_save(self, args, state, control, **kwargs):
+        if self.requested:
+            self.training = False
+            raise DemoInterrupted(self.stage, state.global_step, state.max_steps, self.output_dir)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.training = False
+
+
+def _last_checkpoint(run_dir: str) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(run_dir) if os.path.isdir(run_dir) else None
+
+
+def _drop_checkpoints(run_dir: str) -> None:
+    """A finished stage's resume points are not needed any more (and would look like a run to ``report``)."""
+    if os.path.isdir(run_dir):
+        for name in os.listdir(run_dir):
+            if name.startswith("checkpoint-"):
+                shutil.rmtree(os.path.join(run_dir, name))
+
+
+def _stage_callbacks(trainer, cfg: DemoConfig, interrupt: GracefulInterrupt | None, desc: str, metric: str):
+    """Our bar instead of transformers' (its tqdm bar and printed log dicts), the Ctrl-C handling, the wall clock."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    from .callbacks import WallClock
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(StageBar(cfg, desc, metric, interrupt))
+    if not any(isinstance(cb, WallClock) for cb in trainer.callback_handler.callbacks):
+        trainer.add_callback(WallClock())
+    if interrupt is not None:
+        trainer.add_callback(interrupt)
 
 
 def _cpu_args(cfg: DemoConfig, **kw):
-    return dict(bf16=False, use_cpu=True, report_to="none", save_strategy="no", seed=cfg.seed,
-                disable_tqdm=not cfg.progress, **kw)
+    from transformers import TrainingArguments
+
+    # transformers 5.24 renamed gradient_checkpointing (and warns about the old name): the new one where it exists
+    new = "activation_checkpointing" in TrainingArguments.__dataclass_fields__
+    return dict(bf16=False, use_cpu=True, report_to="none", save_strategy="no", seed=cfg.seed, disable_tqdm=True,
+                **{"activation_checkpointing" if new else "gradient_checkpointing": False}, **kw)
 
 
-def warm_up(cfg: DemoConfig, train_pairs, tokenizer, model):
-    """Supervised warm-up on both forms mixed (the model must answer before RL can reward it)."""
+# ----- stages --------------------------------------------------------------------------------
+def warm_up(cfg: DemoConfig, train_pairs, tokenizer, model, interrupt: GracefulInterrupt | None = None):
+    """Supervised warm-up on both forms mixed (the model must answer before RL can reward it).
+
+    Resumes from the newest checkpoint in ``output_dir/warmup`` (an interrupted run leaves one).
+    """
     from trl import SFTConfig, SFTTrainer
 
     target = "solution" if cfg.steps_task else "answer"
@@ -162,20 +350,22 @@ def warm_up(cfg: DemoConfig, train_pairs, tokenizer, model):
     args = SFTConfig(
         output_dir=os.path.join(cfg.output_dir, "warmup"), max_steps=cfg.warmup_steps,
         per_device_train_batch_size=cfg.warmup_batch_size, learning_rate=cfg.warmup_lr, lr_scheduler_type="constant",
-        logging_steps=max(1, cfg.warmup_steps // 10), gradient_checkpointing=False, **_cpu_args(cfg),
+        logging_steps=max(1, cfg.warmup_steps // 10), **_cpu_args(cfg),
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
-    trainer.train()
+    _stage_callbacks(trainer, cfg, interrupt, "warm-up", "loss")
+    trainer.train(resume_from_checkpoint=_last_checkpoint(args.output_dir))
     return trainer.model
 
 
 def grpo(cfg: DemoConfig, train_pairs, held, tokenizer, model_path, *, reward_funcs=None, output_dir=None,
-         steps=None, watch=True, train=True):
+         steps=None, watch=True, train=True, interrupt: GracefulInterrupt | None = None):
     """GRPO on the English form only, with the paper's loss (grpo), beta and k3 KL.
 
     A MathEvalCallback follows both forms on up to 200 held-out pairs every tenth of the run
     (without touching the training RNG stream), for the report's accuracy curves. Returns the
-    trainer, trained, or with ``train=False`` ready to train (the iterative loop trains it).
+    trainer, trained (resumed from the newest checkpoint in its output_dir, if any), or with
+    ``train=False`` ready to train (the iterative loop trains it).
     """
     from .callbacks import MathEvalCallback
     from .config import GRPOConfig
@@ -188,9 +378,8 @@ def grpo(cfg: DemoConfig, train_pairs, held, tokenizer, model_path, *, reward_fu
         per_device_train_batch_size=cfg.grpo_batch_size, num_generations=cfg.num_generations,
         max_completion_length=cfg.completion_length, temperature=1.0, learning_rate=cfg.grpo_lr, lr_scheduler_type="constant",
         beta=cfg.beta, loss_type="grpo", kl_estimator="k3", use_bias_correction_kl=False,  # eq. 3 as written
-        logging_steps=10, gradient_checkpointing=False,
-        model_init_kwargs={"dtype": "float32"}, supervision=cfg.supervision, process_reward="step_check",
-        step_separator="\n", **_cpu_args(cfg),
+        logging_steps=10, model_init_kwargs={"dtype": "float32"}, supervision=cfg.supervision,
+        process_reward="step_check", step_separator="\n", **_cpu_args(cfg),
     )
     callbacks = []
     if watch:
@@ -206,12 +395,14 @@ def grpo(cfg: DemoConfig, train_pairs, held, tokenizer, model_path, *, reward_fu
         processing_class=tokenizer,
         callbacks=callbacks,
     )
+    _stage_callbacks(trainer, cfg, interrupt, "GRPO", "reward")
     if train:
-        trainer.train()
+        trainer.train(resume_from_checkpoint=_last_checkpoint(args.output_dir))
     return trainer
 
 
-def iterative_grpo(cfg: DemoConfig, train_pairs, held, tokenizer, warm_dir: str):
+def iterative_grpo(cfg: DemoConfig, train_pairs, held, tokenizer, warm_dir: str,
+                   interrupt: GracefulInterrupt | None = None):
     """DeepSeekMath's iterative RL in miniature, with a learned outcome reward model.
 
     The reward model starts from the warmed-up policy's body with a fresh scoring head (the paper
@@ -220,7 +411,7 @@ def iterative_grpo(cfg: DemoConfig, train_pairs, held, tokenizer, warm_dir: str)
     changed policy, with 10% replayed history. The policy's reward is the reward model's
     probability plus ``accuracy_reward``; with ``rm_only`` the reward model alone, as in the paper
     (a 1M-parameter reward model is then hacked within one stage: README). Returns the loop (its
-    ``log`` and last ``trainer``).
+    ``log`` and last ``trainer``); an interrupted loop continues where it stopped.
     """
     from transformers import AutoModelForSequenceClassification
 
@@ -238,101 +429,208 @@ def iterative_grpo(cfg: DemoConfig, train_pairs, held, tokenizer, warm_dir: str)
 
     def factory(model, reward_model, output_dir):
         return grpo(cfg, train_pairs, held, tokenizer, model, reward_funcs=[reward_model, *gold],
-                    output_dir=output_dir, steps=steps, watch=False, train=False)
+                    output_dir=output_dir, steps=steps, watch=False, train=False, interrupt=interrupt)
 
     loop = IterativeGRPO(factory, warm_dir, rm, questions, IterativeConfig(
         output_dir=os.path.join(cfg.output_dir, "iterative"), iterations=cfg.iterations, policy_steps=steps,
         rm_samples=4, rm_steps=cfg.rm_steps, initial_rm_steps=cfg.rm_steps, max_new_tokens=cfg.completion_length,
         last_number_fallback=True, seed=cfg.seed))
-    loop.run(resume=False)
+    loop.run(resume=True)
     return loop
 
 
+# ----- the run -------------------------------------------------------------------------------
+def _open_run(cfg: DemoConfig) -> dict:
+    """The run's saved progress: an unfinished run with the same settings is resumed; else a fresh start."""
+    path = os.path.join(cfg.output_dir, STATE_FILE)
+    if cfg.resume and os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            saved = json.load(f)
+        if not saved.get("finished"):
+            settings = cfg.settings()
+            changed = [k for k in settings if saved.get("config", {}).get(k) != settings[k]]
+            if changed:
+                k = changed[0]
+                raise DemoConfigError(
+                    f"{cfg.output_dir}/ holds an unfinished demo run with other settings ({k} "
+                    f"{saved['config'].get(k)!r} there, {settings[k]!r} here): rerun with its settings to resume it, "
+                    "or add --resume false to start over (or pass another --output_dir)")
+            saved["resumed"] = True
+            return saved
+    for name in OUTPUTS:  # a fresh start: no stale checkpoint or stage of an earlier run is picked up
+        target = os.path.join(cfg.output_dir, name)
+        if os.path.isdir(target):
+            shutil.rmtree(target)
+        elif os.path.exists(target):
+            os.remove(target)
+    os.makedirs(cfg.output_dir, exist_ok=True)
+    run = {"config": cfg.settings(), "done": [], "seconds": {}, "segments": 0, "finished": False}
+    _save_run(cfg, run)
+    return run
+
+
+def _save_run(cfg: DemoConfig, run: dict) -> None:
+    path = os.path.join(cfg.output_dir, STATE_FILE)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump({k: v for k, v in run.items() if k != "resumed"}, f, indent=2)
+    os.replace(path + ".tmp", path)
+
+
+@contextmanager
+def _timed(cfg: DemoConfig, run: dict, stage: str):
+    """Adds this segment's time in ``stage`` to the run's (kept on Ctrl-C too); marks it done on success."""
+    start = time.time()
+    try:
+        yield
+    finally:
+        run["seconds"][stage] = round(run["seconds"].get(stage, 0.0) + time.time() - start, 1)
+        _save_run(cfg, run)
+    run["done"].append(stage)
+    _save_run(cfg, run)
+
+
 def run_demo(cfg: DemoConfig | None = None) -> dict:
-    """Run the miniature experiment; returns (and writes to ``output_dir/results.json``) its results."""
+    """Run the miniature experiment; returns (and writes to ``output_dir/results.json``) its results.
+
+    Ctrl-C stops a training stage after a saved checkpoint (:class:`DemoInterrupted`); the same call
+    again resumes it. A finished run is redone from the start.
+    """
+    cfg = cfg or DemoConfig()
+    cfg.validate()
+    with GracefulInterrupt(cfg.output_dir) as interrupt:
+        return _run(cfg, interrupt)
+
+
+def _run(cfg: DemoConfig, interrupt: GracefulInterrupt) -> dict:
+    from transformers import AutoModelForCausalLM
+
     from .report import make_report, plot_reward_curve
     from .tiny import build_char_tokenizer, build_tiny_model
 
-    cfg = cfg or DemoConfig()
-    start = time.time()
+    run = _open_run(cfg)
+    run["segments"] += 1
+    if run.get("resumed"):
+        _say(cfg, f"resuming the unfinished run in {cfg.output_dir}/ (finished: {', '.join(run['done']) or 'none'}; "
+                  "--resume false starts over)")
     torch.manual_seed(cfg.seed)
-    os.makedirs(cfg.output_dir, exist_ok=True)
     train_pairs, held = _pairs(cfg.seed, cfg.eval_pairs, cfg.steps_task)
-
     tokenizer = build_char_tokenizer()
-    model = build_tiny_model(tokenizer, seed=cfg.seed)
-    _say(cfg, f"[1/4] supervised warm-up on both forms: {cfg.warmup_steps} steps")
-    model = warm_up(cfg, train_pairs, tokenizer, model)
     warm_dir = os.path.join(cfg.output_dir, "warmup-model")
-    model.save_pretrained(warm_dir)
-    tokenizer.save_pretrained(warm_dir)
-    t_warm = time.time() - start
+    k = max(cfg.sample_k, 1)
+    sampled = f" and {k} samples per question (maj@{k}, pass@{k})" if cfg.sample_k else ""
 
-    _say(cfg, f"[2/4] evaluating on {cfg.eval_pairs} held-out pairs per form")
-    before = _both(model, tokenizer, held, cfg)
+    _say(cfg, f"[1/4] supervised warm-up on both forms: {cfg.warmup_steps} steps")
+    if "warmup" in run["done"]:
+        model = AutoModelForCausalLM.from_pretrained(warm_dir)
+    else:
+        interrupt.stage = "warm-up"
+        with _timed(cfg, run, "warmup"):
+            model = warm_up(cfg, train_pairs, tokenizer, build_tiny_model(tokenizer, seed=cfg.seed), interrupt)
+            model.save_pretrained(warm_dir)
+            tokenizer.save_pretrained(warm_dir)
+        shutil.rmtree(os.path.join(cfg.output_dir, "warmup"), ignore_errors=True)  # only its resume points
 
-    t0 = time.time()
+    _say(cfg, f"[2/4] evaluating on {cfg.eval_pairs} held-out pairs per form: greedy top-1{sampled}")
+    with _timed(cfg, run, "eval_before"):
+        before = _both(model, tokenizer, held, cfg, "evaluating before GRPO")
+
     loop = None
+    grpo_dir = os.path.join(cfg.output_dir, "grpo")
+    model_dir = os.path.join(cfg.output_dir, "model")
     if cfg.iterative:
+        grpo_dir = os.path.join(cfg.output_dir, "iterative", f"iteration-{cfg.iterations - 1}", "policy-run")
         _say(cfg, f"[3/4] iterative GRPO on the English form only: {cfg.iterations} iterations of "
                   f"{max(1, cfg.grpo_steps // cfg.iterations)} steps against a learned reward model")
-        loop = iterative_grpo(cfg, train_pairs, held, tokenizer, warm_dir)
-        trainer = loop.trainer
-        grpo_dir = trainer.args.output_dir
     else:
         _say(cfg, f"[3/4] GRPO on the English form only: {cfg.grpo_steps} steps")
-        trainer = grpo(cfg, train_pairs, held, tokenizer, warm_dir)
-        grpo_dir = os.path.join(cfg.output_dir, "grpo")
-    t_grpo = time.time() - t0
-    model_dir = os.path.join(cfg.output_dir, "model")
-    trainer.save_model(model_dir)
-    tokenizer.save_pretrained(model_dir)
-    trainer.state.save_to_json(os.path.join(grpo_dir, "trainer_state.json"))
+    if "grpo" in run["done"]:
+        trained = AutoModelForCausalLM.from_pretrained(model_dir)
+        if cfg.iterative:
+            with open(os.path.join(cfg.output_dir, "iterative_log.json"), encoding="utf-8") as f:
+                log = json.load(f)
+    else:
+        interrupt.stage = "GRPO"
+        with _timed(cfg, run, "grpo"):
+            if cfg.iterative:
+                loop = iterative_grpo(cfg, train_pairs, held, tokenizer, warm_dir, interrupt)
+                trainer, log = loop.trainer, loop.log
+                with open(os.path.join(cfg.output_dir, "iterative_log.json"), "w", encoding="utf-8") as f:
+                    json.dump(log, f)
+            else:
+                trainer = grpo(cfg, train_pairs, held, tokenizer, warm_dir, interrupt=interrupt)
+            trainer.save_model(model_dir)
+            tokenizer.save_pretrained(model_dir)
+            trainer.state.save_to_json(os.path.join(grpo_dir, "trainer_state.json"))
+            trained = trainer.model
+        _drop_checkpoints(grpo_dir)
+    with open(os.path.join(grpo_dir, "trainer_state.json"), encoding="utf-8") as f:
+        log_history = json.load(f)["log_history"]
 
     _say(cfg, "[4/4] evaluating again")
-    after = _both(trainer.model, tokenizer, held, cfg)
+    with _timed(cfg, run, "eval_after"):
+        after = _both(trained, tokenizer, held, cfg, "evaluating after GRPO")
 
     results = {
         "supervision": cfg.supervision,
-        "in_domain": {"before": before[IN_DOMAIN][0], "after": after[IN_DOMAIN][0]},
-        "out_of_domain": {"before": before[OUT_OF_DOMAIN][0], "after": after[OUT_OF_DOMAIN][0]},
-        "wall_seconds": round(time.time() - start, 1),
-        "warmup_seconds": round(t_warm, 1),
-        "grpo_seconds": round(t_grpo, 1),
+        "in_domain": {"before": before[IN_DOMAIN]["top1"], "after": after[IN_DOMAIN]["top1"]},
+        "out_of_domain": {"before": before[OUT_OF_DOMAIN]["top1"], "after": after[OUT_OF_DOMAIN]["top1"]},
+        "wall_seconds": round(sum(run["seconds"].values()), 1),
+        "warmup_seconds": run["seconds"].get("warmup", 0.0),
+        "grpo_seconds": run["seconds"].get("grpo", 0.0),
+        "segments": run["segments"],
         "config": asdict(cfg),
         "torch_threads": torch.get_num_threads(),
     }
-    if loop is not None:
-        results["iterative"] = loop.log
+    if cfg.sample_k:
+        results["sampled"] = {"k": k, "temperature": cfg.sample_temperature, **{
+            side: {f"{m}@{k}": {"before": before[form][f"{m}@{k}"], "after": after[form][f"{m}@{k}"]}
+                   for m in ("maj", "pass")}
+            for side, form in (("in_domain", IN_DOMAIN), ("out_of_domain", OUT_OF_DOMAIN))}}
+    if cfg.iterative:
+        results["iterative"] = log
     if cfg.steps_task:
         results["step_correctness"] = {
-            "in_domain": {"before": before[IN_DOMAIN][1], "after": after[IN_DOMAIN][1]},
-            "out_of_domain": {"before": before[OUT_OF_DOMAIN][1], "after": after[OUT_OF_DOMAIN][1]},
+            "in_domain": {"before": before[IN_DOMAIN]["steps"], "after": after[IN_DOMAIN]["steps"]},
+            "out_of_domain": {"before": before[OUT_OF_DOMAIN]["steps"], "after": after[OUT_OF_DOMAIN]["steps"]},
         }
-
-    def as_eval(accs):
-        rows = [{"benchmark": k, "metrics": {"n": cfg.eval_pairs, "top1": v[0]}} for k, v in accs.items()]
-        if cfg.steps_task:
-            rows += [{"benchmark": f"{k}, steps", "metrics": {"n": cfg.eval_pairs, "top1": v[1]}}
-                     for k, v in accs.items()]
-        return rows
 
     title = "Miniature DeepSeekMath: GRPO on English only"
     if cfg.supervision == "process":
         title += ", process supervision"
     if cfg.iterative:
         title += ", iterative RL"
-    table = compare_results(as_eval(before), as_eval(after), output_dir=cfg.output_dir, title=title)
-    if loop is not None:
-        table += "\n\n" + iterative_table(loop.log)
-    os.replace(os.path.join(cfg.output_dir, "comparison.png"), os.path.join(cfg.output_dir, "accuracy.png"))
-    plot_reward_curve(trainer.state.log_history, os.path.join(cfg.output_dir, "reward.png"))
+    rows = demo_rows(before, after)
+    table = demo_table(rows)
+    if cfg.iterative:
+        table += "\n\n" + iterative_table(log)
+    plot_comparison([(f"{form.split(' (')[0]}\n{metric}", b, a) for form, metric, b, a in rows],
+                    os.path.join(cfg.output_dir, "accuracy.png"), metric="held-out", title=title)
+    plot_reward_curve(log_history, os.path.join(cfg.output_dir, "reward.png"))
     make_report([grpo_dir], output=os.path.join(cfg.output_dir, "report"))
     with open(os.path.join(cfg.output_dir, "results.json"), "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=2)
+        json.dump({**results, "table": table}, f, indent=2)
+    run["finished"] = True
+    _save_run(cfg, run)
     results["table"] = table
-    _say(cfg, "\n" + table + f"\nwall time {results['wall_seconds']:.0f} s; results, model and plots in {cfg.output_dir}/")
+    resumed = f" over {run['segments']} segments" if run["segments"] > 1 else ""
+    print("\n" + table + f"\nwall time {results['wall_seconds']:.0f} s{resumed}; results, model and plots in "
+          f"{cfg.output_dir}/", flush=True)
     return results
+
+
+def demo_rows(before: dict, after: dict) -> list[tuple[str, str, float, float]]:
+    """(form, metric, before, after) for every form and metric measured, top-1 first."""
+    names = {"top1": "top-1 (greedy)", "steps": "steps right (greedy)"}
+    return [(form, names.get(metric, metric), value, after[form][metric])
+            for form in before for metric, value in before[form].items()]
+
+
+def demo_table(rows: list[tuple[str, str, float, float]]) -> str:
+    """The paper-style table: form, metric, before -> after, delta, in points."""
+    lines = ["| form | metric | before | after | delta |", "|---|---|---|---|---|"]
+    lines += [f"| {form} | {metric} | {100 * b:.1f} | {100 * a:.1f} | {100 * (a - b):+.1f} |"
+              for form, metric, b, a in rows]
+    return "\n".join(lines)
 
 
 def iterative_table(log: list[dict]) -> str:

@@ -27,21 +27,55 @@ PANELS: list[tuple[str, str, list[str]]] = [
 ]
 
 
-def find_trainer_state(run_dir: str) -> str:
-    """Path of the run's ``trainer_state.json``: the run's own, else its newest checkpoint's."""
-    if not os.path.isdir(run_dir):
-        raise FileNotFoundError(f"{run_dir!r} is not a directory")
+def _own_trainer_state(run_dir: str) -> str | None:
     direct = os.path.join(run_dir, "trainer_state.json")
     if os.path.isfile(direct):
         return direct
     checkpoints = glob.glob(os.path.join(run_dir, "checkpoint-*", "trainer_state.json"))
     if checkpoints:
         return max(checkpoints, key=lambda p: int(re.search(r"checkpoint-(\d+)", p).group(1)))
+    return None
+
+
+def find_trainer_state(run_dir: str) -> str:
+    """Path of the run's ``trainer_state.json``: the run's own, else its newest checkpoint's, else the one run
+    found in its subfolders (``grpo-ext-demo`` -> ``grpo-ext-demo/grpo``)."""
+    if not os.path.isdir(run_dir):
+        raise FileNotFoundError(f"{run_dir!r} is not a directory")
+    own = _own_trainer_state(run_dir)
+    if own:
+        return own
+    runs = {}
+    for root, dirs, files in os.walk(run_dir):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(("checkpoint-", ".")))
+        if root != run_dir and os.path.relpath(root, run_dir).count(os.sep) < 3:
+            found = _own_trainer_state(root)
+            if found:
+                runs[os.path.relpath(root, run_dir)] = found
+                dirs[:] = []  # a run's own subfolders are not other runs
+    if len(runs) == 1:
+        return next(iter(runs.values()))
+    if runs:
+        raise FileNotFoundError(
+            f"{run_dir!r} holds several runs: {', '.join(sorted(runs))}; point at one of them "
+            f"(e.g. grpo-ext report {os.path.join(run_dir, sorted(runs)[0])}), or two to compare")
     raise FileNotFoundError(
-        f"no trainer_state.json in {run_dir!r}: expected RUN_DIR/trainer_state.json (written at the end of "
-        "training) or RUN_DIR/checkpoint-N/trainer_state.json (written at each save); point at a training "
-        "output_dir, and set save_steps to see a run in progress"
+        f"no trainer_state.json in {run_dir!r} or its subfolders: expected RUN_DIR/trainer_state.json (written at "
+        "the end of training) or RUN_DIR/checkpoint-N/trainer_state.json (written at each save); point at a "
+        "training output_dir, and set save_steps to see a run in progress"
     )
+
+
+def wall_time(history: Sequence[dict], state: dict) -> tuple[float | None, int]:
+    """(seconds, segments) of a run: summed over resumed segments where :class:`grpo_ext.callbacks.WallClock`
+    kept them, else the last segment's ``train_runtime`` (None while it runs)."""
+    clock = (state.get("stateful_callbacks") or {}).get("WallClock")
+    if isinstance(clock, list):
+        clock = clock[-1] if clock else None
+    if clock and "seconds" in clock.get("attributes", {}):
+        return float(clock["attributes"]["seconds"]), int(clock["attributes"].get("segments", 1))
+    runtime = next((h["train_runtime"] for h in reversed(history) if "train_runtime" in h), None)
+    return runtime, 1
 
 
 def load_log_history(run_dir: str) -> tuple[list[dict], dict]:
@@ -140,8 +174,10 @@ def summary_markdown(runs: dict[str, tuple[Sequence[dict], dict]]) -> str:
     """Start, best and final value of each reported metric; steps and wall time of each run."""
     lines = []
     for run, (history, state) in runs.items():
-        runtime = next((h["train_runtime"] for h in reversed(history) if "train_runtime" in h), None)
-        wall = f"{runtime:.0f} s" if runtime is not None else "in progress"
+        seconds, segments = wall_time(history, state)
+        wall = f"{seconds:.0f} s" if seconds is not None else "in progress"
+        if seconds is not None and segments > 1:
+            wall += f" over {segments} segments (resumed)"
         lines += [f"## {run}", "", f"steps: {state.get('global_step', 0)} of {state.get('max_steps', '?')}; "
                   f"wall time: {wall}", "", "| metric | start | best | final |", "|---|---|---|---|"]
         for _, _, patterns in PANELS:

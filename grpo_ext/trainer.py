@@ -8,6 +8,7 @@ the parent for everything else (generation, vLLM, PEFT, DeepSpeed, logging, chec
 from __future__ import annotations
 
 import logging
+import os
 import random
 from typing import Any
 
@@ -76,9 +77,41 @@ class GRPOTrainer(trl.GRPOTrainer):
         self._rng_after_shuffle: torch.Tensor | None = None
         self._capture_logps = False
         self._captured_logps: torch.Tensor | None = None
+        from .callbacks import WallClock
+
+        if not any(isinstance(cb, WallClock) for cb in self.callback_handler.callbacks):
+            self.add_callback(WallClock())  # wall time over resumed segments, for grpo-ext report
         for callback in self.callback_handler.callbacks:  # e.g. grpo_ext.callbacks.MathEvalCallback
             if callable(getattr(callback, "bind", None)) and getattr(callback, "trainer", False) is None:
                 callback.bind(self)
+
+    # ----- model card --------------------------------------------------------------------------
+    def create_model_card(self, model_name: str | None = None, dataset_name: str | None = None,
+                          tags: str | list[str] | None = None):
+        """TRL's card, naming the base model also when it was loaded from a local folder.
+
+        TRL writes "a fine-tuned version of [None]" for a model loaded from a path. A Hub cache snapshot
+        (``.../models--org--name/snapshots/<hash>``) is named by its Hub id, in the text and the metadata;
+        any other folder by its path.
+        """
+        super().create_model_card(model_name=model_name, dataset_name=dataset_name, tags=tags)
+        if not self.is_world_process_zero():
+            return
+        card_path = os.path.join(self.args.output_dir, "README.md")
+        source = getattr(self.model.config, "_name_or_path", "") or ""
+        if not (source and os.path.isdir(source) and os.path.isfile(card_path)):
+            return
+        from huggingface_hub import ModelCard
+
+        card = ModelCard.load(card_path)
+        hub_id = _hub_id_of_cache_folder(source)
+        if hub_id:
+            card.data.base_model = hub_id
+            named = f"[{hub_id}](https://huggingface.co/{hub_id})"
+        else:
+            named = f"the local model `{os.path.abspath(source)}`"
+        card.text = card.text.replace("[None](https://huggingface.co/None)", named)
+        card.save(card_path)
 
     # ----- advantages -------------------------------------------------------------------------
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
@@ -389,3 +422,11 @@ class GRPOTrainer(trl.GRPOTrainer):
 logger = logging.getLogger(__name__)
 
 __all__ = ["GRPOTrainer", "GRPOConfig"]
+
+
+def _hub_id_of_cache_folder(path: str) -> str | None:
+    """``org/name`` (or ``name``) of a Hub cache snapshot folder (``.../models--org--name/snapshots/<hash>``)."""
+    parts = os.path.normpath(os.path.abspath(path)).split(os.sep)
+    if len(parts) >= 3 and parts[-2] == "snapshots" and parts[-3].startswith("models--"):
+        return parts[-3][len("models--"):].replace("--", "/")
+    return None

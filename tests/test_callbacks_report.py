@@ -8,7 +8,7 @@ import torch
 from grpo_ext import GRPOTrainer
 from grpo_ext.callbacks import MathEvalCallback
 from grpo_ext.data.synthetic import synthetic_dataset
-from grpo_ext.report import PANELS, find_trainer_state, make_report, report_figure
+from grpo_ext.report import PANELS, find_trainer_state, make_report, report_figure, summary_markdown
 from tests.conftest import cpu_grpo_args, digit_share_reward
 
 
@@ -95,3 +95,32 @@ def test_run_in_progress_reads_the_newest_checkpoint(tmp_path):
 def test_run_dir_without_state_says_what_is_expected(tmp_path):
     with pytest.raises(FileNotFoundError, match="expected RUN_DIR/trainer_state.json"):
         make_report([str(tmp_path)])
+
+
+def test_a_run_in_a_subfolder_is_found(tmp_path):
+    # grpo-ext report grpo-ext-demo: the demo's GRPO run is in grpo-ext-demo/grpo/
+    (tmp_path / "grpo").mkdir()
+    (tmp_path / "grpo" / "trainer_state.json").write_text("{}")
+    (tmp_path / "model").mkdir()
+    assert find_trainer_state(str(tmp_path)) == str(tmp_path / "grpo" / "trainer_state.json")
+
+
+def test_several_runs_in_subfolders_are_named(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name / "checkpoint-3").mkdir(parents=True)
+        (tmp_path / name / "checkpoint-3" / "trainer_state.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="holds several runs: a, b; point at one of them"):
+        find_trainer_state(str(tmp_path))
+
+
+def test_wall_time_adds_up_resumed_segments():
+    # the WallClock kept in the state (170.4 s over 3 segments), not the last segment's train_runtime (60 s)
+    state = {"global_step": 5, "max_steps": 5,
+             "stateful_callbacks": {"WallClock": {"args": {}, "attributes": {"seconds": 170.4, "segments": 3}}}}
+    text = summary_markdown({"run": (FULL_HISTORY + [{"step": 5, "train_runtime": 60.0}], state)})
+    assert "wall time: 170 s over 3 segments (resumed)" in text
+
+
+def test_wall_time_without_a_clock_is_the_runtime():
+    text = summary_markdown({"run": (FULL_HISTORY + [{"step": 5, "train_runtime": 60.0}], {"global_step": 5})})
+    assert "wall time: 60 s" in text and "segments" not in text

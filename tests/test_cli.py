@@ -102,6 +102,7 @@ def test_train_plain_writes_model_and_card(tiny_model_dir, tmp_path):
     assert (out / "model.safetensors").exists() and (out / "tokenizer.json").exists()
     card = (out / "README.md").read_text()
     assert "grpo-ext" in card and "# Model Card for run" in card
+    assert f"fine-tuned version of the local model `{tiny_model_dir}`" in card and "[None]" not in card
 
 
 def test_train_with_lora_saves_an_adapter(tiny_model_dir, tmp_path):
@@ -127,7 +128,7 @@ def test_train_under_accelerate_launch_with_deepspeed(tiny_model_dir, tmp_path, 
     pytest.importorskip("deepspeed")
     out = tmp_path / f"zero{stage}"
     launcher = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-                str(ROOT / "recipes" / "tiny" / f"zero{stage}_cpu.yaml")]
+                str(ROOT / "recipes" / "accelerate_configs" / f"zero{stage}_cpu.yaml")]
     log = run_cli("train", TINY, "--model_name_or_path", tiny_model_dir, "--output_dir", str(out), *QUICK,
                   "--math_eval_datasets", "synthetic_en", "--math_eval_limit", "8", "--math_eval_steps", "1",
                   launcher=launcher)
@@ -153,6 +154,12 @@ def test_interrupted_run_resumes_from_its_checkpoint(tiny_model_dir, tmp_path):
     assert "resuming from" in log and "checkpoint-" in log
     state = json.loads((out / "checkpoint-12" / "trainer_state.json").read_text())
     assert state["global_step"] == 12
+    # the wall time adds up both segments: the first one's, saved with checkpoint-4 or later, is carried over
+    first = json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())["stateful_callbacks"]["WallClock"]
+    clock = json.loads((out / "trainer_state.json").read_text())["stateful_callbacks"]["WallClock"]["attributes"]
+    assert first["attributes"]["segments"] == 1 and clock["segments"] == 2
+    assert clock["seconds"] > first["attributes"]["seconds"]
+    assert f"wall time: {clock['seconds']:.0f} s over 2 segments (resumed)" in run_cli("report", str(out))
 
 
 def test_report_command_on_a_trained_run(tiny_model_dir, tmp_path):
@@ -252,3 +259,81 @@ def test_train_iterative_under_deepspeed_zero3(tiny_model_dir, tmp_path):
                   launcher=launcher)
     assert "iterative RL: 2 reward-model updates" in log
     assert (out / "iteration-1" / "policy" / "model.safetensors").exists()
+
+
+def _eval_error(capsys, *args) -> str:
+    with pytest.raises(SystemExit) as exit_:
+        main(["eval", *args])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("grpo-ext eval: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_eval_names_a_missing_model_folder(capsys, tmp_path):
+    err = _eval_error(capsys, "--model", str(tmp_path / "nonexistent"), "--datasets", "gsm8k")
+    assert f"--model {tmp_path / 'nonexistent'}: no such folder" in err
+
+
+def test_eval_offline_names_the_dataset_path_flag(capsys, tiny_model_dir):
+    # HF_HUB_OFFLINE=1 (conftest): said at once, naming the CLI flag rather than the Python API's path=
+    err = _eval_error(capsys, "--model", tiny_model_dir, "--datasets", "gsm8k", "--template", "raw")
+    assert "--dataset_path gsm8k=FILE" in err and "path=" not in err.replace("--dataset_path", "")
+
+
+def test_eval_offline_with_a_hub_model_id_says_so(capsys, tmp_path):
+    data = tmp_path / "gsm8k.jsonl"
+    data.write_text(json.dumps({"question": "1+1=", "answer": "#### 2"}) + "\n")
+    err = _eval_error(capsys, "--model", "deepseek-ai/deepseek-math-7b-instruct", "--datasets", "gsm8k",
+                      "--dataset_path", f"gsm8k={data}")
+    assert "--model deepseek-ai/deepseek-math-7b-instruct: not a local folder" in err and "offline" in err
+
+
+def test_eval_template_error_names_the_flag(capsys, tiny_model_dir, tmp_path):
+    data = tmp_path / "gsm8k.jsonl"
+    data.write_text(json.dumps({"question": "1+1=", "answer": "#### 2"}) + "\n")
+    err = _eval_error(capsys, "--model", tiny_model_dir, "--datasets", "gsm8k", "--dataset_path", f"gsm8k={data}",
+                      "--template", "txt")
+    assert "--template txt: unknown; known: chat, text, plain, raw" in err
+
+
+def test_eval_chat_template_missing_names_the_flag(capsys, tiny_model_dir, tmp_path):
+    import shutil
+
+    plain = tmp_path / "no-chat-template"
+    shutil.copytree(tiny_model_dir, plain)
+    for name in ("chat_template.jinja",):
+        (plain / name).unlink(missing_ok=True)
+    config = json.loads((plain / "tokenizer_config.json").read_text())
+    config.pop("chat_template", None)
+    (plain / "tokenizer_config.json").write_text(json.dumps(config))
+    data = tmp_path / "gsm8k.jsonl"
+    data.write_text(json.dumps({"question": "1+1=", "answer": "#### 2"}) + "\n")
+    err = _eval_error(capsys, "--model", str(plain), "--datasets", "gsm8k", "--dataset_path", f"gsm8k={data}")
+    assert "--template chat: the tokenizer of" in err and "pass --template text" in err
+
+
+def test_eval_dataset_path_must_exist(capsys, tiny_model_dir, tmp_path):
+    err = _eval_error(capsys, "--model", tiny_model_dir, "--datasets", "gsm8k", "--dataset_path",
+                      f"gsm8k={tmp_path / 'missing.jsonl'}")
+    assert "no such file or folder" in err
+
+
+def test_train_help_lists_the_fields_grouped(capsys):
+    assert main(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    titles = [line for line in out.splitlines() if line and not line.startswith(" ") and line.endswith(":")]
+    assert titles == ["script arguments (grpo-ext: data, rewards, launch):", "GRPOConfig: grpo-ext's fields:",
+                      "GRPOConfig: TRL's GRPO fields:", "GRPOConfig: transformers' TrainingArguments:",
+                      "model (trl.ModelConfig):"]
+    for field_line in ("  --reward_strict bool  (default False)", "  --kl_estimator str  (default 'k3')",
+                       "  --num_generations ", "  --learning_rate float", "  --model_name_or_path "):
+        assert field_line in out, field_line
+
+
+def test_train_recipe_help_shows_resolved_values_and_their_source(capsys):
+    assert main(["train", TINY, "--learning_rate", "1e-5", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "  learning_rate: 1e-05   [command line]" in out
+    assert "  dataset_name: 'synthetic_en'   [recipe]" in out
+    assert "  dataset_split: 'train'\n" in out  # the default, unmarked

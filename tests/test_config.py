@@ -118,3 +118,22 @@ def test_unset_precision_runs_in_float32_on_the_cpu_of_a_machine_without_acceler
 def test_explicit_precision_is_kept(tmp_path):
     args = GRPOConfig(output_dir=str(tmp_path), bf16=False, use_cpu=False)
     assert args.bf16 is False and args.use_cpu is False
+
+
+def test_default_config_raises_no_future_warning(tmp_path):
+    # transformers 5.24 renamed gradient_checkpointing; TRL's default still sets the old name, which warned
+    import warnings
+
+    from grpo_ext import GRPOConfig
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        config = GRPOConfig(output_dir=str(tmp_path))
+    assert config.activation_checkpointing is True and config.gradient_checkpointing is True
+
+
+def test_gradient_checkpointing_false_carries_over_to_the_new_name(tmp_path):
+    from grpo_ext import GRPOConfig
+
+    config = GRPOConfig(output_dir=str(tmp_path), gradient_checkpointing=False)
+    assert config.activation_checkpointing is False

@@ -209,3 +209,20 @@ def test_logged_kl_is_the_bias_corrected_term_in_the_loss(tiny_model_dir, tiny_t
 def test_k1_without_bias_correction_warns_that_the_kl_has_no_effect(tmp_path):
     with pytest.warns(UserWarning, match="expected gradient of zero"):
         cpu_grpo_args(tmp_path, kl_estimator="k1", use_bias_correction_kl=False)
+
+
+def test_model_card_names_a_hub_cache_snapshot_by_its_hub_id(tiny_model_dir, tiny_tokenizer, addition_dataset, tmp_path):
+    # a model loaded from the Hub cache's folder is named as the Hub id, in the text and the card's metadata
+    import shutil
+
+    from huggingface_hub import ModelCard
+
+    snapshot = tmp_path / "hub" / "models--deepseek-ai--deepseek-math-7b-instruct" / "snapshots" / "0123abc"
+    shutil.copytree(tiny_model_dir, snapshot)
+    trainer = GRPOTrainer(model=str(snapshot), reward_funcs=digit_share_reward, processing_class=tiny_tokenizer,
+                          args=cpu_grpo_args(tmp_path / "run"), train_dataset=addition_dataset)
+    trainer.create_model_card(model_name="run")
+    card = ModelCard.load(tmp_path / "run" / "README.md")
+    assert card.data.base_model == "deepseek-ai/deepseek-math-7b-instruct"
+    assert ("fine-tuned version of [deepseek-ai/deepseek-math-7b-instruct]"
+            "(https://huggingface.co/deepseek-ai/deepseek-math-7b-instruct)") in card.text

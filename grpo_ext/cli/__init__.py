@@ -6,6 +6,9 @@
     grpo-ext demo [--output_dir grpo-ext-demo] [--seed 0]
     grpo-ext report RUN_DIR [OTHER_RUN_DIR]
     grpo-ext tiny-model DIR [--tokenizer deepseek|char]
+
+Every flag is accepted dashed or underscored (--output-dir, --output_dir). --verbose, with any
+command, also shows the third-party messages that are kept out by default.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-from ._common import RecipeError
+from ._common import RecipeError, quiet_third_party
 
 #: command -> module of this package; only the chosen one is imported (torch and TRL load lazily).
 COMMANDS = {"train": "train", "eval": "eval", "demo": "demo", "report": "report", "tiny-model": "tiny_model"}
@@ -38,9 +41,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nunknown command {argv[0]!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
             return 2
         return 0
+    verbose = "--verbose" in argv
+    quiet_third_party(verbose)
     command = importlib.import_module(f".{COMMANDS[argv[0]]}", __name__)
+    args = [a for a in argv[1:] if a != "--verbose"]
     try:
-        return command.run(argv[1:])
+        return command.run(args, verbose=verbose) if argv[0] == "demo" else command.run(args)
     except RecipeError as err:
         print(f"grpo-ext {argv[0]}: {err}", file=sys.stderr)
         return 2

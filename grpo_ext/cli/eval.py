@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import argparse
 import os
+
+from ._common import OneLineParser
 
 
 DEFAULT_EVAL_SPLITS = {"gsm8k": "test", "math": "test", "math500": "test", "cmath": "test", "mgsm_zh": "test"}
 
 
 def evaluate_command(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="grpo-ext eval", description="Evaluate a model on math benchmarks.")
+    p = OneLineParser(prog="grpo-ext eval", description="Evaluate a model on math benchmarks.")
     p.add_argument("--model", default=None, help="model path or Hub id (or --samples)")
     p.add_argument("--samples", default=None, help="JSONL of completions made elsewhere, one question per line: answer, "
                    "completions (list), optional benchmark / level / subject / grade / question; no model is loaded")
     p.add_argument("--datasets", default="gsm8k,math500,cmath", help="comma-separated benchmark names")
     p.add_argument("--dataset_path", action="append", default=[], help="name=path of local files (repeatable)")
-    p.add_argument("--template", default="chat")
+    p.add_argument("--template", default="chat", help="prompt template: chat (the tokenizer's chat template), text, "
+                   "plain or raw")
     p.add_argument("--k", type=int, default=None, help="samples for maj@k / pass@k (default: 1, greedy top-1 only; "
                    "with --samples, the number of completions per question)")
     p.add_argument("--max_new_tokens", type=int, default=1024)
@@ -42,16 +44,49 @@ def evaluate_command(argv: list[str]) -> int:
             p.error(str(err))
         return _report(results, opts)
 
+    from ..data import DATASETS, TEMPLATES, load_math_dataset
+
+    if opts.template not in TEMPLATES:
+        p.error(f"--template {opts.template}: unknown; known: {', '.join(TEMPLATES)}")
+    names = [n.strip() for n in opts.datasets.split(",") if n.strip()]
+    unknown = [n for n in names if n not in DATASETS]
+    if unknown or not names:
+        p.error(f"--datasets {opts.datasets}: unknown benchmark {unknown[0] if unknown else '(none)'}; known: "
+                f"{', '.join(sorted(DATASETS))}")
+    paths = _dataset_paths(p, opts.dataset_path, names)
+    from_hub = [n for n in names if n not in paths]
+    model_is_local = os.path.isdir(os.path.expanduser(opts.model))
+    if not model_is_local and _looks_like_a_path(opts.model):
+        p.error(f"--model {opts.model}: no such folder (give a model folder, or a Hub id like "
+                "deepseek-ai/deepseek-math-7b-instruct)")
+    if (from_hub or not model_is_local) and not _hub_reachable():
+        if not model_is_local:
+            p.error(f"--model {opts.model}: not a local folder, and the Hugging Face Hub cannot be reached (offline): "
+                    "pass the folder of a downloaded model")
+        spec = DATASETS[from_hub[0]]
+        p.error(f"--datasets {from_hub[0]}: the Hugging Face Hub cannot be reached (offline) to download {spec.hub_id}: "
+                f"pass local files with --dataset_path {from_hub[0]}=FILE (JSON, JSONL or Parquet with the Hub "
+                f"dataset's columns: {', '.join(spec.required)})")
+
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from ..data import load_math_dataset
-
-    paths = dict(item.split("=", 1) for item in opts.dataset_path)
-    tokenizer = AutoTokenizer.from_pretrained(opts.model)
-    model = opts.model if opts.use_vllm else AutoModelForCausalLM.from_pretrained(opts.model, dtype="auto")
+    model_path = os.path.expanduser(opts.model) if model_is_local else opts.model
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+        if opts.template == "chat" and getattr(tokenizer, "chat_template", None) is None:
+            p.error(f"--template chat: the tokenizer of {opts.model} has no chat template; pass --template text "
+                    "(or plain / raw)")
+        model = model_path if opts.use_vllm else AutoModelForCausalLM.from_pretrained(model_path, dtype="auto")
+    except (OSError, ValueError) as err:
+        p.error(f"--model {opts.model}: could not be loaded: {str(err).splitlines()[0]}")
     results = []
-    for name in [n.strip() for n in opts.datasets.split(",") if n.strip()]:
-        ds = load_math_dataset(name, DEFAULT_EVAL_SPLITS.get(name, "test"), path=paths.get(name), template=opts.template)
+    for name in names:
+        try:
+            ds = load_math_dataset(name, DEFAULT_EVAL_SPLITS.get(name, "test"), path=paths.get(name),
+                                   template=opts.template)
+        except (RuntimeError, ValueError, FileNotFoundError) as err:
+            flag = f"--dataset_path {name}={paths[name]}" if name in paths else f"--datasets {name}"
+            p.error(f"{flag}: {err}".replace("Pass path=", f"Pass --dataset_path {name}=FILE"))
         if opts.limit:
             ds = ds.select(range(min(opts.limit, len(ds))))
         results.append(evaluate(model, tokenizer, ds, benchmark=name, k=opts.k or 1, max_new_tokens=opts.max_new_tokens,
@@ -72,3 +107,44 @@ def _report(results, opts) -> int:
 
 
 run = evaluate_command
+
+
+def _dataset_paths(p, items: list[str], names: list[str]) -> dict[str, str]:
+    """``--dataset_path NAME=PATH`` items, each checked: a benchmark being evaluated and a path that exists."""
+    paths = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            p.error(f"--dataset_path {item}: expected NAME=PATH, e.g. gsm8k=data/gsm8k/test.jsonl")
+        if name not in names:
+            p.error(f"--dataset_path {item}: {name} is not in --datasets ({', '.join(names)})")
+        if not os.path.exists(os.path.expanduser(path)):
+            p.error(f"--dataset_path {item}: no such file or folder")
+        paths[name] = os.path.expanduser(path)
+    return paths
+
+
+def _looks_like_a_path(text: str) -> bool:
+    """A Hub id is ``name`` or ``org/name``; anything with more slashes, a leading ., / or ~ is a path."""
+    return text.startswith(("/", ".", "~")) or text.count("/") > 1 or "\\" in text
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """False when the Hub is off (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE) or its host does not answer in ``timeout``
+    seconds: the libraries would otherwise retry for half a minute before failing. Behind a proxy, assumed True."""
+    import socket
+    from urllib.parse import urlparse
+
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        if os.environ.get(var, "").lower() in ("1", "true", "yes", "on"):
+            return False
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout).close()
+        return True
+    except OSError:
+        return False

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 
-from ._common import RecipeError
+from ._common import OneLineParser, RecipeError
 
 
 # ----- report --------------------------------------------------------------------------------
 def report_command(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="grpo-ext report", description=(
+    p = OneLineParser(prog="grpo-ext report", description=(
         "Curves (reward, benchmark accuracy, KL, length, clipping, zero-variance groups, advantages, learning "
         "rate) and a summary of a run, from its trainer_state.json; two runs are overlaid."))
     p.add_argument("run_dirs", nargs="+", help="a training output_dir (two to compare)")

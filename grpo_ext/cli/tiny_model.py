@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
+from ._common import OneLineParser
 
 
 def run(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="grpo-ext tiny-model", description=(
+    p = OneLineParser(prog="grpo-ext tiny-model", description=(
         "Write a small random-initialised LlamaForCausalLM (DeepSeekMath-7B's architecture class) and its "
         "tokenizer to DIR, for trying recipes on a laptop: grpo-ext train RECIPE --smoke true "
         "--model_name_or_path DIR. It reloads with AutoModelForCausalLM / AutoTokenizer."))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import os
+import textwrap
 from dataclasses import dataclass, field
 
 import yaml
 
-from ..config import GRPOConfig
 from ._common import RecipeError
 
 
@@ -92,13 +93,122 @@ class ScriptArguments:
 def _parser():
     from trl import ModelConfig, TrlParser
 
+    from ..config import GRPOConfig
+
     return TrlParser((ScriptArguments, GRPOConfig, ModelConfig))
 
 
 def _known_fields() -> set[str]:
     from trl import ModelConfig
 
+    from ..config import GRPOConfig
+
     return {f.name for cls in (ScriptArguments, GRPOConfig, ModelConfig) for f in dataclasses.fields(cls)} | {"env"}
+
+
+# ----- --help --------------------------------------------------------------------------------
+TRAIN_USAGE = "usage: grpo-ext train RECIPE.yaml [--field value ...]"
+TRAIN_ABOUT = (
+    "Train with a YAML recipe, read by trl.TrlParser into three groups of fields: the script arguments below, "
+    "grpo_ext.GRPOConfig and trl.ModelConfig. Any field can be set on the command line as --field value "
+    "(--field-name value works too). `grpo-ext train RECIPE.yaml [--field value ...] --help` shows the values "
+    "the recipe resolves to; `--dry_run true` checks it without loading weights.")
+
+
+def _field_groups() -> list[tuple[str, list[dict]]]:
+    """(title, fields) of what ``train`` reads, each field ``{name, type, default, help}`` (imports TRL)."""
+    from transformers import TrainingArguments
+    from trl import GRPOConfig as TrlGRPOConfig
+    from trl import ModelConfig
+
+    from ..config import GRPOConfig
+
+    def describe(f) -> dict:
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = None
+        kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+        return {"name": f.name, "type": kind, "default": repr(default),
+                "help": " ".join(str(f.metadata.get("help", "")).split())}
+
+    ours = {f.name for f in dataclasses.fields(GRPOConfig)} - {f.name for f in dataclasses.fields(TrlGRPOConfig)}
+    trl_own = {f.name for f in dataclasses.fields(TrlGRPOConfig)} - {f.name for f in dataclasses.fields(TrainingArguments)}
+    config = [describe(f) for f in dataclasses.fields(GRPOConfig)]
+    return [
+        ("script arguments (grpo-ext: data, rewards, launch)", [describe(f) for f in dataclasses.fields(ScriptArguments)]),
+        ("GRPOConfig: grpo-ext's fields", [f for f in config if f["name"] in ours]),
+        ("GRPOConfig: TRL's GRPO fields", [f for f in config if f["name"] in trl_own]),
+        ("GRPOConfig: transformers' TrainingArguments", [f for f in config if f["name"] not in ours | trl_own]),
+        ("model (trl.ModelConfig)", [describe(f) for f in dataclasses.fields(ModelConfig)]),
+    ]
+
+
+def _help_cache_path() -> str:
+    """Where the field list is kept: keyed by the versions and sources that define the fields."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    key = []
+    for package in ("grpo-ext", "trl", "transformers"):
+        try:
+            key.append(version(package))
+        except PackageNotFoundError:
+            key.append("-")
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for source in (os.path.join(here, "config.py"), os.path.abspath(__file__)):  # an editable install changes them
+        key.append(str(int(os.path.getmtime(source))))
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(root, "grpo-ext", f"train-fields-{'-'.join(key)}.json")
+
+
+def field_groups() -> list[tuple[str, list[dict]]]:
+    """:func:`_field_groups`, cached on disk: listing the fields needs TRL, whose import takes seconds."""
+    path = _help_cache_path()
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [tuple(group) for group in json.load(f)]
+    except (OSError, ValueError):
+        pass
+    groups = _field_groups()
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            json.dump(groups, f)
+        os.replace(path + ".tmp", path)
+    except OSError:
+        pass  # a read-only home: the list is built again next time
+    return groups
+
+
+def fields_help(groups: list[tuple[str, list[dict]]] | None = None) -> str:
+    """``grpo-ext train --help``: every field, grouped, with its type, default and help."""
+    lines = [TRAIN_USAGE, "", textwrap.fill(TRAIN_ABOUT, 100)]
+    for title, fields in groups or field_groups():
+        lines += ["", f"{title}:"]
+        for f in fields:
+            lines.append(f"  --{f['name']} {f['type']}  (default {f['default']})")
+            if f["help"]:
+                lines += textwrap.wrap(f["help"], 96, initial_indent="      ", subsequent_indent="      ")
+    return "\n".join(lines)
+
+
+def resolved_help(argv: list[str]) -> str:
+    """``grpo-ext train RECIPE [--field value ...] --help``: each field's resolved value and where it came from."""
+    (script_args, training_args, model_args), recipe = parse_train_args(argv)
+    overrides = {a[2:].split("=")[0] for a in argv[1:] if a.startswith("--")}
+    groups = field_groups()
+    lines = [f"{argv[0]}: the values it resolves to. [recipe]: set there; [command line]: overridden; [resolved]: "
+             "not set, and not the field's default (the config resolved it, e.g. bf16 on a machine without a GPU)"]
+    for (title, fields), obj in zip(groups, (script_args, training_args, training_args, training_args, model_args)):
+        lines += ["", f"{title}:"]
+        for f in fields:
+            value = getattr(obj, f["name"])
+            source = ("command line" if f["name"] in overrides else "recipe" if f["name"] in recipe
+                      else "resolved" if repr(value) != f["default"] else "")
+            lines.append(f"  {f['name']}: {value!r}" + (f"   [{source}]" if source else ""))
+    return "\n".join(lines)
 
 
 def _check_fields(names, where: str) -> None:
@@ -255,7 +365,7 @@ def _accelerate_processes(path: str) -> tuple[int, str]:
     return int(cfg.num_processes or 1), kind
 
 
-def dry_run(script_args: ScriptArguments, training_args: GRPOConfig, model_args) -> str:
+def dry_run(script_args: ScriptArguments, training_args, model_args) -> str:
     """Check what a recipe names without loading weights or data; return a summary."""
     from ..data import DATASETS
 
@@ -301,6 +411,10 @@ def dry_run(script_args: ScriptArguments, training_args: GRPOConfig, model_args)
 
 
 def train(argv: list[str]) -> int:
+    if "--help" in argv or "-h" in argv:
+        rest = [a for a in argv if a not in ("--help", "-h")]
+        print(resolved_help(rest) if rest and not rest[0].startswith("-") else fields_help())
+        return 0
     (script_args, training_args, model_args), _ = parse_train_args(argv)
     if script_args.dry_run:
         print(dry_run(script_args, training_args, model_args))
