@@ -337,3 +337,19 @@ def test_train_recipe_help_shows_resolved_values_and_their_source(capsys):
     assert "  learning_rate: 1e-05   [command line]" in out
     assert "  dataset_name: 'synthetic_en'   [recipe]" in out
     assert "  dataset_split: 'train'\n" in out  # the default, unmarked
+
+
+@pytest.mark.parametrize("command", [[], ["demo"], ["eval"], ["report"], ["tiny-model"], ["train"]],
+                         ids=lambda c: " ".join(c) or "grpo-ext")
+def test_help_imports_neither_torch_nor_trl(command, tmp_path):
+    # --help answers without the seconds that importing torch and TRL take (train's field list is cached
+    # after its first call, made here first)
+    env = {**ENV, "XDG_CACHE_HOME": str(tmp_path)}
+    if command == ["train"]:
+        subprocess.run([sys.executable, "-m", "grpo_ext.cli", "train", "--help"], env=env, check=True,
+                       capture_output=True)
+    probe = ("import sys, contextlib, io\nfrom grpo_ext.cli import main\n"
+             f"with contextlib.redirect_stdout(io.StringIO()):\n    try:\n        main({[*command, '--help']!r})\n"
+             "    except SystemExit:\n        pass\nprint(sorted({'torch', 'trl', 'transformers'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, cwd=str(ROOT))
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr[-2000:]

@@ -17,6 +17,7 @@ import importlib
 import sys
 
 from ._common import RecipeError, quiet_third_party
+from ._threads import share_the_cpu
 
 #: command -> module of this package; only the chosen one is imported (torch and TRL load lazily).
 COMMANDS = {"train": "train", "eval": "eval", "demo": "demo", "report": "report", "tiny-model": "tiny_model"}
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     verbose = "--verbose" in argv
     quiet_third_party(verbose)
+    share_the_cpu()  # before the command imports torch
     command = importlib.import_module(f".{COMMANDS[argv[0]]}", __name__)
     args = [a for a in argv[1:] if a != "--verbose"]
     try:

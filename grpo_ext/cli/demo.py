@@ -12,7 +12,7 @@ HIDDEN = ("progress", "supervision", "resume")
 
 # ----- demo ----------------------------------------------------------------------------------
 def demo_command(argv: list[str], verbose: bool = False) -> int:
-    from ..demo import PROCESS_DEFAULTS, SUPERVISIONS, DemoConfig, DemoConfigError
+    from ..demo_config import PROCESS_DEFAULTS, SUPERVISIONS, DemoConfig, DemoConfigError
 
     p = OneLineParser(prog="grpo-ext demo", allow_abbrev=False, description=(
         "A miniature DeepSeekMath on a tiny local model: warm-up on English + Chinese addition, GRPO on "
