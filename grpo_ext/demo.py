@@ -38,6 +38,7 @@ import random
 import shutil
 import signal
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -173,11 +174,13 @@ class GracefulInterrupt(TrainerCallback):
         self._previous = None
 
     def __enter__(self):
-        self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        if threading.current_thread() is threading.main_thread():  # Python delivers signals there only
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
         return self
 
     def __exit__(self, *exc):
-        signal.signal(signal.SIGINT, self._previous)
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
         return False
 
     def _on_sigint(self, signum, frame):
@@ -362,6 +365,10 @@ def _open_run(cfg: DemoConfig) -> dict:
                     "or add --resume false to start over (or pass another --output_dir)")
             saved["resumed"] = True
             return saved
+    if os.path.isdir(cfg.output_dir) and os.listdir(cfg.output_dir) and not any(
+            os.path.exists(os.path.join(cfg.output_dir, name)) for name in (STATE_FILE, "results.json")):
+        raise DemoConfigError(f"{cfg.output_dir}/ exists and holds no demo run: pass another --output_dir (the demo "
+                              "clears its own folder before a fresh start, and nothing else)")
     for name in OUTPUTS:  # a fresh start: no stale checkpoint or stage of an earlier run is picked up
         target = os.path.join(cfg.output_dir, name)
         if os.path.isdir(target):

@@ -353,3 +353,14 @@ def test_help_imports_neither_torch_nor_trl(command, tmp_path):
              "    except SystemExit:\n        pass\nprint(sorted({'torch', 'trl', 'transformers'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, cwd=str(ROOT))
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr[-2000:]
+
+
+def test_gpu_recipe_help_resolves_on_a_cpu_only_machine(capsys):
+    from grpo_ext.config import _has_accelerator
+
+    if _has_accelerator():
+        pytest.skip("this machine has an accelerator: the recipe's bf16 resolves as written")
+    recipe = str(ROOT / "recipes" / "deepseek-math-7b-instruct" / "grpo" / "outcome.yaml")
+    assert main(["train", recipe, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "  bf16: False   [on this CPU; recipe: True]" in out and "  learning_rate: 1e-06   [recipe]" in out

@@ -175,3 +175,13 @@ def test_ctrl_c_in_the_cli_stops_with_one_line_and_no_traceback(tmp_path):
     assert "Run the same command again to resume" in stderr
     state = json.loads((out / STATE_FILE).read_text())
     assert state["finished"] is False and state["seconds"]["warmup"] > 0
+
+
+def test_a_folder_that_holds_no_demo_run_is_left_alone(tmp_path):
+    # a fresh start clears the demo's own outputs first: never in a folder that is not a demo's
+    mine = tmp_path / "mine"
+    (mine / "model").mkdir(parents=True)
+    (mine / "model" / "weights.bin").write_text("keep me")
+    with pytest.raises(DemoConfigError, match="holds no demo run: pass another --output_dir"):
+        run_demo(small(tmp_path, "mine"))
+    assert (mine / "model" / "weights.bin").read_text() == "keep me"

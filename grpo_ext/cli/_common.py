@@ -60,6 +60,8 @@ def quiet_third_party(verbose: bool = False) -> None:
     if verbose:
         return
     for name, starts in KNOWN_NOISE.items():
-        logging.getLogger(name).addFilter(_DropKnownNoise(starts))
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropKnownNoise) for f in logger.filters):  # once per process
+            logger.addFilter(_DropKnownNoise(starts))
     for pattern in KNOWN_FUTURE_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern, category=FutureWarning)

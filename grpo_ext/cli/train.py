@@ -196,16 +196,24 @@ def fields_help(groups: list[tuple[str, list[dict]]] | None = None) -> str:
 
 def resolved_help(argv: list[str]) -> str:
     """``grpo-ext train RECIPE [--field value ...] --help``: each field's resolved value and where it came from."""
-    (script_args, training_args, model_args), recipe = parse_train_args(argv)
+    from ..config import _has_accelerator
+
+    on_cpu = not _has_accelerator()
+    (script_args, training_args, model_args), recipe = parse_train_args(argv, as_on_cpu=on_cpu)
     overrides = {a[2:].split("=")[0] for a in argv[1:] if a.startswith("--")}
     groups = field_groups()
     lines = [f"{argv[0]}: the values it resolves to. [recipe]: set there; [command line]: overridden; [resolved]: "
-             "not set, and not the field's default (the config resolved it, e.g. bf16 on a machine without a GPU)"]
+             "not set, and not the field's default (the config resolved it)"]
+    if on_cpu:
+        lines.append("No GPU here: " + ", ".join(CPU_CHECK) + " are shown as a CPU run resolves them "
+                     "(marked [on this CPU]); on a GPU they follow the recipe.")
     for (title, fields), obj in zip(groups, (script_args, training_args, training_args, training_args, model_args)):
         lines += ["", f"{title}:"]
         for f in fields:
             value = getattr(obj, f["name"])
-            source = ("command line" if f["name"] in overrides else "recipe" if f["name"] in recipe
+            source = ("on this CPU" + (f"; recipe: {recipe[f['name']]!r}" if f["name"] in recipe else "")
+                      if on_cpu and f["name"] in CPU_CHECK and obj is training_args
+                      else "command line" if f["name"] in overrides else "recipe" if f["name"] in recipe
                       else "resolved" if repr(value) != f["default"] else "")
             lines.append(f"  {f['name']}: {value!r}" + (f"   [{source}]" if source else ""))
     return "\n".join(lines)
@@ -234,17 +242,25 @@ def _read_recipe(path: str) -> dict:
     return recipe
 
 
-def parse_train_args(argv: list[str]):
-    """(script_args, training_args, model_args) from ``RECIPE.yaml [--field value ...]``."""
+#: Precision fields a check on a machine without a GPU resolves as a CPU run would (a dry run, --help).
+CPU_CHECK = {"bf16": "false", "fp16": "false", "use_cpu": "true"}
+
+
+def parse_train_args(argv: list[str], as_on_cpu: bool = False):
+    """(script_args, training_args, model_args) from ``RECIPE.yaml [--field value ...]``.
+
+    ``as_on_cpu`` (and ``dry_run``) resolve bf16 / fp16 / use_cpu as on a CPU, so that a GPU recipe
+    can be checked on any machine.
+    """
     if not argv or argv[0].startswith("-"):
         raise RecipeError("usage: grpo-ext train RECIPE.yaml [--field value ...]")
     recipe_path, overrides = argv[0], list(argv[1:])
     recipe = _read_recipe(recipe_path)
     _check_fields([a[2:].split("=")[0] for a in overrides if a.startswith("--")], "the command line")
     dry = str(recipe.get("dry_run", False)).lower() == "true" or _flag_value(overrides, "dry_run") == "true"
-    if dry:
+    if dry or as_on_cpu:
         # validate GPU recipes on any machine: bf16/fp16 need a GPU, which a dry run does not use
-        overrides += ["--bf16", "false", "--fp16", "false", "--use_cpu", "true"]
+        overrides += [x for name, value in CPU_CHECK.items() for x in (f"--{name}", value)]
     if str(recipe.get("smoke", False)).lower() == "true" or _flag_value(overrides, "smoke") == "true":
         overrides += smoke_overrides(recipe, overrides)
     return _parser().parse_args_and_config(args=["--config", recipe_path, *overrides]), recipe
