@@ -431,7 +431,8 @@ def _run(cfg: DemoConfig, interrupt: GracefulInterrupt) -> dict:
     k = max(cfg.sample_k, 1)
     sampled = f" and {k} samples per question (maj@{k}, pass@{k})" if cfg.sample_k else ""
 
-    _say(cfg, f"[1/4] supervised warm-up on both forms: {cfg.warmup_steps} steps")
+    done = " (done in an earlier segment)"
+    _say(cfg, f"[1/4] supervised warm-up on both forms: {cfg.warmup_steps} steps" + (done * ("warmup" in run["done"])))
     if "warmup" in run["done"]:
         model = AutoModelForCausalLM.from_pretrained(warm_dir)
     else:
@@ -446,15 +447,15 @@ def _run(cfg: DemoConfig, interrupt: GracefulInterrupt) -> dict:
     with _timed(cfg, run, "eval_before"):
         before = _both(model, tokenizer, held, cfg, "evaluating before GRPO")
 
-    loop = None
     grpo_dir = os.path.join(cfg.output_dir, "grpo")
     model_dir = os.path.join(cfg.output_dir, "model")
     if cfg.iterative:
         grpo_dir = os.path.join(cfg.output_dir, "iterative", f"iteration-{cfg.iterations - 1}", "policy-run")
         _say(cfg, f"[3/4] iterative GRPO on the English form only: {cfg.iterations} iterations of "
-                  f"{max(1, cfg.grpo_steps // cfg.iterations)} steps against a learned reward model")
+                  f"{max(1, cfg.grpo_steps // cfg.iterations)} steps against a learned reward model"
+                  + done * ("grpo" in run["done"]))
     else:
-        _say(cfg, f"[3/4] GRPO on the English form only: {cfg.grpo_steps} steps")
+        _say(cfg, f"[3/4] GRPO on the English form only: {cfg.grpo_steps} steps" + done * ("grpo" in run["done"]))
     if "grpo" in run["done"]:
         trained = AutoModelForCausalLM.from_pretrained(model_dir)
         if cfg.iterative:
