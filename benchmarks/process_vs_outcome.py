@@ -31,7 +31,7 @@ def run_seed(seed: int, opts) -> dict:
     from grpo_ext.tiny import build_char_tokenizer, build_tiny_model
 
     base = DemoConfig.for_supervision("process", seed=seed, output_dir=os.path.join(opts.work_dir, f"seed{seed}"),
-                                      grpo_steps=opts.grpo_steps, progress=False)
+                                      grpo_steps=opts.grpo_steps, sample_k=0, progress=False)
     torch.manual_seed(seed)
     train, held = _pairs(seed, base.eval_pairs, steps_task=True)
     tokenizer = build_char_tokenizer()
@@ -39,7 +39,7 @@ def run_seed(seed: int, opts) -> dict:
     warm_dir = os.path.join(base.output_dir, "warmup-model")
     model.save_pretrained(warm_dir)
     tokenizer.save_pretrained(warm_dir)
-    rows = {"before": _both(model, tokenizer, held, base)}
+    rows = {"before": _both(model, tokenizer, held, base, "before")}
     for supervision in ("outcome", "process"):
         cfg = dataclasses.replace(base, supervision=supervision, steps_task=True,
                                   output_dir=os.path.join(base.output_dir, supervision))
@@ -47,12 +47,12 @@ def run_seed(seed: int, opts) -> dict:
         start = time.perf_counter()
         trainer = grpo(cfg, train, held, tokenizer, warm_dir)
         seconds = time.perf_counter() - start
-        rows[supervision] = _both(trainer.model, tokenizer, held, cfg)
+        rows[supervision] = _both(trainer.model, tokenizer, held, cfg, supervision)
         rows[f"{supervision}_seconds"] = seconds
     out = {}
     for key in ("before", "outcome", "process"):
-        out[key] = {"en_top1": rows[key][IN_DOMAIN][0], "en_steps": rows[key][IN_DOMAIN][1],
-                    "zh_top1": rows[key][OUT_OF_DOMAIN][0], "zh_steps": rows[key][OUT_OF_DOMAIN][1]}
+        out[key] = {"en_top1": rows[key][IN_DOMAIN]["top1"], "en_steps": rows[key][IN_DOMAIN]["steps"],
+                    "zh_top1": rows[key][OUT_OF_DOMAIN]["top1"], "zh_steps": rows[key][OUT_OF_DOMAIN]["steps"]}
     out["seconds"] = {s: rows[f"{s}_seconds"] for s in ("outcome", "process")}
     return out
 
