@@ -49,6 +49,7 @@ from transformers import TrainerCallback
 
 from .data.synthetic import Problem, render
 from .evaluation import evaluate, plot_comparison
+from .iterative import _last_checkpoint
 
 from .demo_config import (  # noqa: F401  (re-exported: grpo_ext.demo is where users look for them)
     FORMS, IN_DOMAIN, OUT_OF_DOMAIN, OUTPUTS, PROCESS_DEFAULTS, STATE_FILE, SUPERVISIONS, TOTAL_PAIRS, DemoConfig,
@@ -204,12 +205,6 @@ class GracefulInterrupt(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kwargs):
         self.training = False
-
-
-def _last_checkpoint(run_dir: str) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    return get_last_checkpoint(run_dir) if os.path.isdir(run_dir) else None
 
 
 def _drop_checkpoints(run_dir: str) -> None:

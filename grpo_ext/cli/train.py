@@ -99,11 +99,7 @@ def _parser():
 
 
 def _known_fields() -> set[str]:
-    from trl import ModelConfig
-
-    from ..config import GRPOConfig
-
-    return {f.name for cls in (ScriptArguments, GRPOConfig, ModelConfig) for f in dataclasses.fields(cls)} | {"env"}
+    return {f["name"] for _, fields in field_groups() for f in fields} | {"env"}
 
 
 # ----- --help --------------------------------------------------------------------------------
@@ -182,10 +178,10 @@ def field_groups() -> list[tuple[str, list[dict]]]:
     return groups
 
 
-def fields_help(groups: list[tuple[str, list[dict]]] | None = None) -> str:
+def fields_help() -> str:
     """``grpo-ext train --help``: every field, grouped, with its type, default and help."""
     lines = [TRAIN_USAGE, "", textwrap.fill(TRAIN_ABOUT, 100)]
-    for title, fields in groups or field_groups():
+    for title, fields in field_groups():
         lines += ["", f"{title}:"]
         for f in fields:
             lines.append(f"  --{f['name']} {f['type']}  (default {f['default']})")
