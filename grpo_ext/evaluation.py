@@ -25,7 +25,7 @@ import torch
 
 from . import verify
 from .rewards._common import completion_text
-from .verify.sandbox import EQUAL
+from .verify.verdicts import EQUAL
 
 GROUP_COLUMNS = ("level", "subject", "grade")
 
@@ -234,6 +234,7 @@ def evaluate(model, tokenizer, dataset, *, benchmark: str | None = None, k: int 
     if num_samples < k:
         raise ValueError(f"num_samples ({num_samples}) must be at least k ({k})")
     prompts, golds = list(dataset["prompt"]), [str(a) for a in dataset["answer"]]
+    verify.warm_up()  # the verification workers start while the model generates
     common = dict(max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, use_vllm=use_vllm)
     greedy_out = [c[0] for c in generate_completions(model, tokenizer, prompts, **common)] if greedy else None
     sampled = (generate_completions(model, tokenizer, prompts, num_samples=num_samples, do_sample=True,

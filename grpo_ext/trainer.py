@@ -21,6 +21,16 @@ from .config import GRPOConfig
 from .losses import aggregate_token_loss, importance_weights, kl_loss_term, zero_variance_kl_scale
 
 
+def _start_verifier(reward_funcs, args) -> None:
+    """Start the verification workers while the model loads, when a reward needs them (their imports
+    then cost the first reward call nothing)."""
+    funcs = reward_funcs if isinstance(reward_funcs, (list, tuple)) else [reward_funcs]
+    if getattr(args, "supervision", "outcome") == "process" or any(getattr(f, "uses_verifier", False) for f in funcs):
+        from .verify import warm_up
+
+        warm_up()
+
+
 class GRPOTrainer(trl.GRPOTrainer):
     r"""Group Relative Policy Optimization as in DeepSeekMath (Shao et al., 2024).
 
@@ -57,6 +67,8 @@ class GRPOTrainer(trl.GRPOTrainer):
     _tag_names = ["trl", "grpo", "grpo-ext"]
 
     def __init__(self, *args: Any, process_reward_funcs: list | None = None, **kwargs: Any):
+        _start_verifier(kwargs.get("reward_funcs", args[1] if len(args) > 1 else None),
+                        kwargs.get("args", args[2] if len(args) > 2 else None))
         super().__init__(*args, **kwargs)
         self.supervision = getattr(self.args, "supervision", "outcome")
         self.process_reward_funcs = None

@@ -61,7 +61,7 @@ def test_bad_completion_type_is_explained():
 def test_counters_are_logged_through_trl_log_metric():
     logged = {}
     accuracy_reward(["\\boxed{\\sqrt{8}}"], answer=["2\\sqrt{2}"], log_metric=lambda k, v: logged.__setitem__(k, v))
-    assert set(logged) == {"verify/symbolic", "verify/timeouts", "verify/cache_hits", "verify/rejected",
+    assert set(logged) == {"verify/symbolic", "verify/timeouts", "verify/worker_failures", "verify/cache_hits", "verify/rejected",
                            "verify/unparseable_golds", "verify/no_answer"}
 
 

@@ -7,12 +7,12 @@ import logging
 from typing import Any
 
 from .. import verify
-from ..verify.sandbox import EQUAL, GOLD_UNPARSEABLE
+from ..verify.verdicts import EQUAL, GOLD_UNPARSEABLE
 from ._common import completion_text
 
 logger = logging.getLogger(__name__)
 
-_LOGGED_COUNTERS = ("symbolic", "timeouts", "cache_hits", "rejected", "unparseable_golds")
+_LOGGED_COUNTERS = ("symbolic", "timeouts", "worker_failures", "cache_hits", "rejected", "unparseable_golds")
 #: The no-answer warning looks at this many completions at least, and fires above this share.
 NO_ANSWER_WINDOW, NO_ANSWER_WARN_SHARE = 64, 0.5
 _window = {"completions": 0, "no_answer": 0, "warned": False}
@@ -43,6 +43,7 @@ def accuracy_reward(
     completions: list[Any],
     answer: list[str | None] | None = None,
     *,
+    solution: list[str | None] | None = None,
     strict: bool = False,
     last_number_fallback: bool = False,
     **kwargs: Any,
@@ -50,12 +51,16 @@ def accuracy_reward(
     """1.0 when the final answer extracted from a completion is equivalent to the gold, else 0.0.
 
     TRL reward signature: ``completions`` are strings or conversational message lists, ``answer``
-    is the dataset's gold final-answer column. The whole batch is extracted and verified at once
-    (:mod:`grpo_ext.verify`).
+    is the dataset's gold final-answer column; TRL's and Open-R1's ``solution`` column (a reference
+    solution, or a LaTeX gold) is used when there is no ``answer``. The whole batch is extracted and
+    verified at once (:mod:`grpo_ext.verify`).
 
-    - The answer is extracted as :func:`grpo_ext.verify.extract_answers` does: the marker forms,
-      then math-verify's extraction over the whole completion, then the last number; with
+    - The answer is extracted as :func:`grpo_ext.verify.extract_answers` does: the marker forms (the
+      last statement wins), a completion that is only an answer, math-verify's extraction over the
+      whole completion, then the last number that is not part of an expression; with
       ``strict=True`` the marker forms only (a reward that enforces the answer format).
+    - The gold is read as generously and as safely (:func:`grpo_ext.verify.read_golds`): ``$..$``,
+      ``\\boxed{}``, units, a short sentence or a whole reference solution.
     - A completion without an extractable answer scores 0.0 and is counted in ``verify/no_answer``
       (the share of this batch); when more than half of the completions over a window of 64 have
       none, a warning names the likely cause and the fix, once.
@@ -68,15 +73,19 @@ def accuracy_reward(
     ``get_reward_funcs(["accuracy"], strict=True)``, or a recipe's ``reward_strict``).
 
     Args:
+        solution: TRL's column of reference solutions (or LaTeX golds), read like a completion; used
+            when ``answer`` is not given.
         strict: accept only the marker forms.
         last_number_fallback: in strict mode, also accept the last number (the default mode always does).
         kwargs: TRL passes the other dataset columns and ``log_metric``; the verification counters
             of this batch are logged through it as ``verify/<counter>``.
     """
     if answer is None:
+        answer = solution
+    if answer is None:
         raise ValueError(
             "accuracy_reward needs the gold answers: the dataset must have an 'answer' column (the gold final "
-            "answer as a string). grpo_ext.data.load_math_dataset produces it."
+            "answer as a string) or TRL's 'solution' column. grpo_ext.data.load_math_dataset produces 'answer'."
         )
     if len(answer) != len(completions):
         raise ValueError(f"got {len(completions)} completions but {len(answer)} gold answers")
@@ -103,6 +112,9 @@ def accuracy_reward(
             log_metric(f"verify/{name}", float(after[name] - before[name]))
         log_metric("verify/no_answer", missing / max(len(predictions), 1))
     return rewards
+
+
+accuracy_reward.uses_verifier = True  # GRPOTrainer starts the verification workers early for it
 
 
 def make_accuracy_reward(**options: Any):

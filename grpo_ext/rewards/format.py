@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..verify.extract import ANSWER_FORMS, extract_marked_answer, find_answer
+from ..verify.extract import MARKER_FORMS, extract_marked_answer, find_answer
 from ._common import completion_text
 
-FORMATS = ("any",) + tuple(f for f in ANSWER_FORMS if f != "last_number")
+FORMATS = ("any",) + MARKER_FORMS
 
 
 def format_reward(completions: list[Any], *, form: str = "any", **kwargs: Any) -> list[float]:

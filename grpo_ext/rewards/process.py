@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from .. import verify
 from ..data.synthetic import check_step, parse_step
-from ..verify.sandbox import EQUAL
+from ..verify.verdicts import EQUAL
 
 ProcessRewardFunc = Callable[..., list]
 

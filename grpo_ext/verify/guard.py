@@ -19,7 +19,8 @@ MAX_INT_DIGITS = 400
 _ALLOWED_CHARS = set(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 +-*/^_=()[]{}<>.,;:!|\\&%"
 )
-_MATH_WORDS = {
+#: Words allowed bare in a symbolic answer (and never prose around a number).
+MATH_WORDS = {
     "sin", "cos", "tan", "cot", "sec", "csc", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh",
     "log", "ln", "lg", "exp", "sqrt", "pi", "infty", "inf", "oo", "and", "or", "mod", "pmod", "bmod",
     "det", "gcd", "lcm", "max", "min", "deg", "dx", "dy", "dt", "in", "cup", "cap", "le", "ge",
@@ -30,7 +31,7 @@ _BARE_WORD_RE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")
 _COMMAND_RE = re.compile(r"\\[A-Za-z]+")
 # a numeric exponent that is itself raised to a power: 9^{9^9}, 2^3^4 (e^{x^2} is fine)
 _TOWER_RE = re.compile(r"\^\s*\{?\s*[\d.]+\s*\}?\s*\^")
-_HUGE_POWER_RE = re.compile(r"\^\s*\{?\s*\d{5,}")
+_HUGE_POWER_RE = re.compile(r"\^\s*\{?\s*[-+]?\s*\d{5,}")
 _FACTORIAL_RE = re.compile(r"(\d+)\s*\}?\s*!")
 _LONG_INT_RE = re.compile(r"\d{%d,}" % (MAX_INT_DIGITS + 1))
 
@@ -72,7 +73,7 @@ def symbolic_rejection(s: str) -> str | None:
     without_commands = _COMMAND_RE.sub(" ", s)
     for word in _BARE_WORD_RE.findall(without_commands):
         low = word.lower()
-        if low in _DENIED_SHORT or (len(word) >= 4 and low not in _MATH_WORDS):
+        if low in _DENIED_SHORT or (len(word) >= 4 and low not in MATH_WORDS):
             return f"bare word {word[:20]!r}"
     if _TOWER_RE.search(s):
         return "exponent tower"
