@@ -16,7 +16,7 @@ from .evaluation import summarise, generate_completions, score_samples
 def _load_benchmarks(benchmarks, paths, template, limit):
     from datasets import Dataset
 
-    from .data import DATASETS, load_math_dataset
+    from .data import DATASETS, drop_rows_without_gold, load_math_dataset
 
     if isinstance(benchmarks, Mapping):
         loaded = dict(benchmarks)
@@ -32,6 +32,10 @@ def _load_benchmarks(benchmarks, paths, template, limit):
     for name, ds in loaded.items():
         if not isinstance(ds, Dataset) or not {"prompt", "answer"} <= set(ds.column_names):
             raise ValueError(f"benchmark {name!r} must be a Dataset with 'prompt' and 'answer' columns")
+        ds, _ = drop_rows_without_gold(ds, f"MathEvalCallback benchmark {name!r}")
+        if len(ds) == 0:
+            raise ValueError(f"benchmark {name!r} has no row with a gold answer")
+        loaded[name] = ds
         if limit is not None:
             loaded[name] = ds.select(range(min(limit, len(ds))))
     if not loaded:
@@ -82,9 +86,18 @@ class MathEvalCallback(TrainerCallback):
         self.trainer = trainer
         return self
 
-    def _every(self, args) -> int:
-        steps = self.eval_steps or (args.eval_steps if isinstance(args.eval_steps, int) and args.eval_steps else None)
-        return int(steps or args.logging_steps or 1)
+    def _every(self, args, state=None) -> int:
+        """Evaluation interval in optimizer steps. A fractional ``eval_steps`` / ``logging_steps`` (a share of
+        the run, as transformers allows) is read from the trainer's state, which holds it in steps."""
+        if self.eval_steps:
+            return max(1, int(self.eval_steps))
+        for name in ("eval_steps", "logging_steps"):
+            value = getattr(args, name, None)
+            if value and value < 1 and state is not None:
+                value = getattr(state, name, None)  # transformers' conversion: ceil(max_steps * share)
+            if value:
+                return max(1, int(value))
+        return 1
 
     def evaluate(self) -> dict[str, float]:
         """Run the benchmarks now; returns the metrics (on the main process; {} elsewhere)."""
@@ -129,7 +142,7 @@ class MathEvalCallback(TrainerCallback):
         self._log_now(state)
 
     def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step % self._every(args) == 0:
+        if state.global_step % self._every(args, state) == 0:
             metrics = self.evaluate()
             self._last_step = state.global_step
             # logged with this step's training metrics, in the trainer's own logging row
@@ -161,6 +174,12 @@ class WallClock(TrainerCallback, ExportableState):
     @property
     def seconds(self) -> float:
         return self.previous + (time.time() - self._start if self._start is not None else 0.0)
+
+    @seconds.setter
+    def seconds(self, value: float) -> None:
+        # transformers restores a stateful callback's saved attributes by setting them
+        # (restore_callback_states_from_checkpoint): the saved total becomes the earlier segments' time
+        self.previous, self._start = float(value), None
 
     def state(self) -> dict:
         return {"args": {}, "attributes": {"seconds": round(self.seconds, 3), "segments": self.segments}}

@@ -219,8 +219,9 @@ def evaluate(model, tokenizer, dataset, *, benchmark: str | None = None, k: int 
         keep_samples: keep the per-question records (completions, answers) in the result.
 
     Returns:
-        ``{"benchmark", "k", "metrics": {"n", "top1", "maj@k", "pass@k"}, "by": {column: {value:
-        metrics}}, "records": [...]}``; save it with :func:`save_results`.
+        ``{"benchmark", "k", "metrics": {"n", "top1", "maj@k", "pass@k", "no_answer", "no_gold"}, "by":
+        {column: {value: metrics}}, "records": [...]}``; save it with :func:`save_results`. Rows without a
+        gold answer are left out of every metric and counted in ``no_gold``.
     """
     for col in ("prompt", "answer"):
         if col not in dataset.column_names:
@@ -233,6 +234,11 @@ def evaluate(model, tokenizer, dataset, *, benchmark: str | None = None, k: int 
     num_samples = num_samples or k
     if num_samples < k:
         raise ValueError(f"num_samples ({num_samples}) must be at least k ({k})")
+    from .data import drop_rows_without_gold
+
+    dataset, no_gold = drop_rows_without_gold(dataset, benchmark or "evaluation")
+    if len(dataset) == 0:
+        raise ValueError(f"no row of the dataset has a gold answer ({no_gold} without one): nothing to evaluate")
     prompts, golds = list(dataset["prompt"]), [str(a) for a in dataset["answer"]]
     verify.warm_up()  # the verification workers start while the model generates
     common = dict(max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, use_vllm=use_vllm)
@@ -248,7 +254,7 @@ def evaluate(model, tokenizer, dataset, *, benchmark: str | None = None, k: int 
                 subset = [r for r, v in zip(records, values) if v == value]
                 by.setdefault(col, {})[str(value)] = summarise(subset, k)
     name = benchmark or (dataset["source"][0] if "source" in dataset.column_names else "dataset")
-    result = {"benchmark": name, "k": k, "metrics": summarise(records, k), "by": by}
+    result = {"benchmark": name, "k": k, "metrics": {**summarise(records, k), "no_gold": no_gold}, "by": by}
     if keep_samples:
         result["records"] = records
     return result
@@ -335,9 +341,11 @@ def results_table(results: dict | Sequence[dict]) -> str:
     """A markdown table of one or several :func:`evaluate` results (accuracies in %)."""
     results = [results] if isinstance(results, dict) else list(results)
     metric_names = list(dict.fromkeys(m for r in results for m in r["metrics"] if m != "n"))
+    if not any(r["metrics"].get("no_gold") for r in results):
+        metric_names = [m for m in metric_names if m != "no_gold"]  # a count, shown only where rows were left out
     lines = ["| benchmark | n | " + " | ".join(metric_names) + " |", "|---|---|" + "---|" * len(metric_names)]
     for r in results:
-        cells = [_fmt(r["metrics"].get(m)) for m in metric_names]
+        cells = [str(r["metrics"].get(m, 0)) if m == "no_gold" else _fmt(r["metrics"].get(m)) for m in metric_names]
         lines.append(f"| {r['benchmark']} | {r['metrics']['n']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -212,8 +212,11 @@ class IterativeGRPO:
         for col in ("prompt", "answer"):
             if col not in questions.column_names:
                 raise ValueError(f"the questions need a {col!r} column (columns: {questions.column_names})")
+        from .data import drop_rows_without_gold
+
+        questions, _ = drop_rows_without_gold(questions, "IterativeGRPO questions")  # never scored against "None"
         if len(questions) < 2:
-            raise ValueError("need at least 2 questions: some train the reward model, some measure it")
+            raise ValueError("need at least 2 questions with a gold answer: some train the reward model, some measure it")
         self.factory, self.initial_model, self.rm, self.cfg = policy_trainer_factory, initial_model, reward_model, config
         order = list(range(len(questions)))
         random.Random(config.seed).shuffle(order)

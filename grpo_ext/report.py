@@ -27,13 +27,55 @@ PANELS: list[tuple[str, str, list[str]]] = [
 ]
 
 
-def _own_trainer_state(run_dir: str) -> str | None:
+_CHECKPOINT_RE = re.compile(r"checkpoint-(\d+)")
+
+
+def _state_candidates(run_dir: str) -> list[str]:
+    """The run's own ``trainer_state.json``, then its numbered checkpoints' from the newest (a folder
+    ``checkpoint-best`` or one that merely contains the word is not a numbered checkpoint)."""
+    found = []
     direct = os.path.join(run_dir, "trainer_state.json")
     if os.path.isfile(direct):
-        return direct
-    checkpoints = glob.glob(os.path.join(run_dir, "checkpoint-*", "trainer_state.json"))
-    if checkpoints:
-        return max(checkpoints, key=lambda p: int(re.search(r"checkpoint-(\d+)", p).group(1)))
+        found.append(direct)
+    numbered = []
+    for path in glob.glob(os.path.join(glob.escape(run_dir), "checkpoint-*", "trainer_state.json")):
+        m = _CHECKPOINT_RE.fullmatch(os.path.basename(os.path.dirname(path)))
+        if m:
+            numbered.append((int(m.group(1)), path))
+    return found + [path for _, path in sorted(numbered, reverse=True)]
+
+
+def _read_state(path: str) -> dict:
+    """A ``trainer_state.json``, or ValueError naming the file and what is wrong with it."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            state = json.load(f)
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg}); "
+                         "was it cut off while being written?") from None
+    except OSError as err:
+        raise ValueError(f"cannot read {path}: {err.strerror}") from None
+    if not isinstance(state, dict) or not isinstance(state.get("log_history", []), list):
+        raise ValueError(f"{path} is not a trainer state: expected a JSON object with a 'log_history' list, "
+                         f"found {type(state).__name__}")
+    return state
+
+
+def _own_trainer_state(run_dir: str) -> str | None:
+    """The newest readable state of the run in ``run_dir``; a half-written newest checkpoint is passed
+    over for the one before. ValueError when states exist but none can be read."""
+    candidates = _state_candidates(run_dir)
+    problems = []
+    for path in candidates:
+        try:
+            _read_state(path)
+            return path
+        except ValueError as err:
+            problems.append(str(err))
+    if problems:
+        raise ValueError("no readable trainer state: " + "; ".join(problems))
     return None
 
 
@@ -79,9 +121,8 @@ def wall_time(history: Sequence[dict], state: dict) -> tuple[float | None, int]:
 
 
 def load_log_history(run_dir: str) -> tuple[list[dict], dict]:
-    with open(find_trainer_state(run_dir), encoding="utf-8") as f:
-        state = json.load(f)
-    return state.get("log_history", []), state
+    state = _read_state(find_trainer_state(run_dir))
+    return [h for h in state.get("log_history", []) if isinstance(h, dict)], state
 
 
 def _series(log_history: Sequence[dict], key: str) -> tuple[list[float], list[float]]:
@@ -199,6 +240,8 @@ def make_report(run_dirs: Sequence[str], output: str | None = None) -> dict[str,
     """
     if not 1 <= len(run_dirs) <= 2:
         raise ValueError(f"give one run directory, or two to compare; got {len(run_dirs)}")
+    if len(run_dirs) == 2 and os.path.realpath(run_dirs[0]) == os.path.realpath(run_dirs[1]):
+        raise ValueError(f"{run_dirs[0]!r} was given twice: give two different runs to compare, or one")
     runs = {}
     for d in run_dirs:
         name = os.path.basename(os.path.normpath(d))

@@ -94,8 +94,8 @@ class GRPOTrainer(trl.GRPOTrainer):
         if not any(isinstance(cb, WallClock) for cb in self.callback_handler.callbacks):
             self.add_callback(WallClock())  # wall time over resumed segments, for grpo-ext report
         for callback in self.callback_handler.callbacks:  # e.g. grpo_ext.callbacks.MathEvalCallback
-            if callable(getattr(callback, "bind", None)) and getattr(callback, "trainer", False) is None:
-                callback.bind(self)
+            if callable(getattr(callback, "bind", None)):
+                callback.bind(self)  # this trainer's policy, also when an earlier trainer held the callback
 
     # ----- model card --------------------------------------------------------------------------
     def create_model_card(self, model_name: str | None = None, dataset_name: str | None = None,

@@ -111,15 +111,22 @@ run = evaluate_command
 
 def _dataset_paths(p, items: list[str], names: list[str]) -> dict[str, str]:
     """``--dataset_path NAME=PATH`` items, each checked: a benchmark being evaluated and a path that exists."""
+    from ..data.loaders import local_files
+
     paths = {}
     for item in items:
-        name, sep, path = item.partition("=")
+        name, sep, path = item.partition("=")  # the first '=': a path may hold more
+        name = name.strip().lower()
         if not sep or not name or not path:
             p.error(f"--dataset_path {item}: expected NAME=PATH, e.g. gsm8k=data/gsm8k/test.jsonl")
         if name not in names:
             p.error(f"--dataset_path {item}: {name} is not in --datasets ({', '.join(names)})")
         if not os.path.exists(os.path.expanduser(path)):
             p.error(f"--dataset_path {item}: no such file or folder")
+        try:
+            local_files(os.path.expanduser(path))
+        except (OSError, ValueError) as err:
+            p.error(f"--dataset_path {item}: {err}")
         paths[name] = os.path.expanduser(path)
     return paths
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import logging
 import os
 import textwrap
 from dataclasses import dataclass, field
@@ -12,6 +13,8 @@ from dataclasses import dataclass, field
 import yaml
 
 from ._common import RecipeError
+
+logger = logging.getLogger("grpo_ext.cli.train")
 
 
 @dataclass
@@ -230,6 +233,8 @@ def _read_recipe(path: str) -> dict:
             recipe = yaml.safe_load(f)
     except OSError as err:
         raise RecipeError(f"cannot read the recipe {path!r}: {err.strerror}") from err
+    except UnicodeDecodeError as err:
+        raise RecipeError(f"the recipe {path!r} is not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8") from None
     except yaml.YAMLError as err:
         raise RecipeError(f"the recipe {path!r} is not valid YAML: {err}") from err
     if not isinstance(recipe, dict):
@@ -305,17 +310,61 @@ def _flag_value(args: list[str], name: str) -> str | None:
     return None
 
 
-def _dataset_paths(script_args: ScriptArguments):
+def _dataset_paths(script_args: ScriptArguments) -> tuple[str | None, dict[str, str]]:
+    """``dataset_path`` as (one plain path, {benchmark: path}). An item is ``NAME=PATH`` only when NAME
+    is a benchmark (any case: ``GSM8K=...``); anything else is a path, ``=`` and all
+    (``data/split=train/x.jsonl``)."""
+    from ..data import DATASETS
+
     raw = script_args.dataset_path
-    if raw is None or "=" not in raw:
-        return raw
-    return dict(item.split("=", 1) for item in raw.split(",") if item)
+    if not raw:
+        return None, {}
+    named, plain = {}, []
+    for item in (i.strip() for i in raw.split(",")):
+        if not item:
+            continue
+        name, sep, path = item.partition("=")
+        if sep and name.strip().lower() in DATASETS:
+            named[name.strip().lower()] = os.path.expanduser(path.strip())
+        else:
+            plain.append(os.path.expanduser(item))
+    if plain and (named or len(plain) > 1):
+        raise RecipeError(f"dataset_path {raw!r}: give one path, or NAME=PATH pairs joined by ',' "
+                          f"(NAME one of {sorted(DATASETS)})")
+    return (plain[0] if plain else None), named
 
 
 SYNTHETIC = ("synthetic_en", "synthetic_zh")
 
 
-def _load_named(script_args: ScriptArguments, name: str, split: str, seed: int, size: int):
+def _paths_for(script_args: ScriptArguments, name: str, evaluation: bool):
+    """The local files of ``name`` (a benchmark or a '+' mix), or None for the Hub. A plain
+    ``dataset_path`` is the training data's: held-out evaluation never reads it."""
+    plain, named = _dataset_paths(script_args)
+    parts = name.split("+")
+    if named:
+        return {n: named[n] for n in parts if n in named} or None
+    if plain is not None and evaluation:
+        logger.warning("math_eval_datasets %s: dataset_path %r is the training data, so %s is loaded from the Hub; "
+                       "pass dataset_path %s=FILE (with the training data as %s=FILE) to evaluate a local copy",
+                       name, plain, name, name, script_args.dataset_name)
+        return None
+    return plain
+
+
+def _check_paths(script_args: ScriptArguments) -> None:
+    """Every local path of ``dataset_path`` exists and holds JSON / JSONL / Parquet files (not read yet)."""
+    from ..data.loaders import local_files
+
+    plain, named = _dataset_paths(script_args)
+    for label, path in ([("dataset_path", plain)] if plain else []) + [(f"dataset_path {n}=", p) for n, p in named.items()]:
+        try:
+            local_files(path)
+        except (OSError, ValueError) as err:
+            raise RecipeError(f"{label} {path}: {err}") from None
+
+
+def _load_named(script_args: ScriptArguments, name: str, split: str, seed: int, size: int, evaluation: bool = False):
     from ..data import load_math_dataset
     from ..data.synthetic import synthetic_dataset
 
@@ -324,15 +373,23 @@ def _load_named(script_args: ScriptArguments, name: str, split: str, seed: int, 
                                  template=script_args.template, num_steps=script_args.synthetic_num_steps,
                                  operand_range=(0, script_args.synthetic_operand_max),
                                  ops=tuple(script_args.synthetic_ops))
-    paths = _dataset_paths(script_args)
-    if isinstance(paths, dict):
-        paths = {k: v for k, v in paths.items() if k in name.split("+")} or None
-    return load_math_dataset(name, split, path=paths, template=script_args.template)
+    paths = _paths_for(script_args, name, evaluation)
+    where = "math_eval_datasets" if evaluation else "dataset_name"
+    try:
+        return load_math_dataset(name, split, path=paths, template=script_args.template)
+    except (OSError, ValueError, RuntimeError) as err:
+        flag = f"dataset_path {paths}" if paths else f"{where} {name}"
+        raise RecipeError(f"{flag}: {err}") from None
 
 
 def load_train_dataset(script_args: ScriptArguments, seed: int = 0):
     """The training dataset a recipe names."""
+    from ..data import drop_rows_without_gold
+
     ds = _load_named(script_args, script_args.dataset_name, script_args.dataset_split, seed, script_args.synthetic_size)
+    ds, _ = drop_rows_without_gold(ds, f"the training data {script_args.dataset_name}")
+    if len(ds) == 0:
+        raise RecipeError(f"no row of the training data {script_args.dataset_name!r} has a gold answer")
     if script_args.max_train_samples is not None:
         ds = ds.select(range(min(script_args.max_train_samples, len(ds))))
     return ds
@@ -346,7 +403,8 @@ def load_eval_benchmarks(script_args: ScriptArguments, seed: int = 0) -> dict:
     for name in script_args.math_eval_datasets or []:
         if name not in DATASETS and name not in SYNTHETIC:
             raise RecipeError(f"unknown math_eval_datasets entry {name!r}; known: {sorted(DATASETS) + list(SYNTHETIC)}")
-        out[name] = _load_named(script_args, name, "test", seed + 10_000, script_args.math_eval_limit or 200)
+        out[name] = _load_named(script_args, name, "test", seed + 10_000, script_args.math_eval_limit or 200,
+                                evaluation=True)
     return out
 
 
@@ -363,7 +421,24 @@ def reward_functions(script_args: ScriptArguments):
         if script_args.iterative:
             return []  # the reward model alone, as in the paper
         raise RecipeError("reward_funcs is empty: name at least one reward function (e.g. [accuracy])")
-    return get_reward_funcs(script_args.reward_funcs, **options)
+    try:
+        return get_reward_funcs(script_args.reward_funcs, **options)
+    except ValueError as err:
+        raise RecipeError(f"reward_funcs {script_args.reward_funcs}: {err}") from None
+
+
+def check_output_dir(path: str) -> None:
+    """``output_dir`` can be a folder: neither it nor a folder above it is a file, and it can be written."""
+    here = os.path.abspath(os.path.expanduser(path))
+    while not os.path.exists(here):
+        parent = os.path.dirname(here)
+        if parent == here:
+            break
+        here = parent
+    if not os.path.isdir(here):
+        raise RecipeError(f"output_dir {path}: {here} is a file, not a folder; choose another output_dir")
+    if not os.access(here, os.W_OK):
+        raise RecipeError(f"output_dir {path}: {here} is not writable; choose another output_dir")
 
 
 def _accelerate_processes(path: str) -> tuple[int, str]:
@@ -382,6 +457,8 @@ def dry_run(script_args: ScriptArguments, training_args, model_args) -> str:
     from ..data import DATASETS
 
     reward_functions(script_args)  # unknown names and options raise here
+    check_output_dir(training_args.output_dir)
+    _check_paths(script_args)
     if training_args.supervision == "process":
         from ..rewards.process import check_process_reward
 
@@ -431,6 +508,9 @@ def train(argv: list[str]) -> int:
     if script_args.dry_run:
         print(dry_run(script_args, training_args, model_args))
         return 0
+    check_output_dir(training_args.output_dir)  # before any weights or data load
+    _check_paths(script_args)
+    reward_funcs = reward_functions(script_args)
 
     from transformers.trainer_utils import get_last_checkpoint
     from trl import get_peft_config, get_quantization_config
@@ -458,7 +538,7 @@ def train(argv: list[str]) -> int:
         return train_iterative(script_args, training_args, model_args, train_dataset, callbacks)
     trainer = GRPOTrainer(
         model=model_args.model_name_or_path,
-        reward_funcs=reward_functions(script_args),
+        reward_funcs=reward_funcs,
         args=training_args,
         train_dataset=train_dataset,
         peft_config=get_peft_config(model_args),

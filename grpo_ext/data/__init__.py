@@ -1,7 +1,7 @@
 """Math datasets in TRL's format: the paper's benchmarks, prompt templates, offline synthetic tasks."""
 
 from . import synthetic
-from .loaders import DATASETS, load_math_dataset
+from .loaders import DATASETS, drop_rows_without_gold, has_gold, load_math_dataset
 from .templates import COT_INSTRUCTION_EN, COT_INSTRUCTION_ZH, TEMPLATES, format_prompt
 
 __all__ = [
@@ -9,7 +9,9 @@ __all__ = [
     "COT_INSTRUCTION_ZH",
     "DATASETS",
     "TEMPLATES",
+    "drop_rows_without_gold",
     "format_prompt",
+    "has_gold",
     "load_math_dataset",
     "synthetic",
 ]

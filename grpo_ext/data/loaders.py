@@ -8,6 +8,7 @@ the source has them.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from datasets import Dataset
 
 from ..verify.extract import find_answer
 from .templates import TEMPLATES, format_prompt
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -33,17 +36,26 @@ class _Spec:
 _CALCULATOR_RE = re.compile(r"<<[^<>]*>>")
 
 
+def _gold(value) -> str | None:
+    """A gold answer as a string, or None when the row has none (never the string "None")."""
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
 def _gsm8k(row: dict) -> dict:
-    solution, _, final = row["answer"].rpartition("####")
+    text = row["answer"] if isinstance(row["answer"], str) else ""
+    solution, marker, final = text.rpartition("####")
     return {
         "question": row["question"],
-        "solution": _CALCULATOR_RE.sub("", solution).strip(),
-        "answer": final.strip().replace(",", ""),
+        "solution": _CALCULATOR_RE.sub("", solution if marker else text).strip(),
+        "answer": _gold(final.replace(",", "")) if marker else None,  # no "####": no gold, not the whole text
     }
 
 
-def _boxed_or_none(solution: str) -> str | None:
-    return find_answer(solution, "boxed")
+def _boxed_or_none(solution) -> str | None:
+    return find_answer(solution, "boxed") if isinstance(solution, str) else None
 
 
 def _math(row: dict) -> dict:
@@ -60,21 +72,21 @@ def _math500(row: dict) -> dict:
     return {
         "question": row["problem"],
         "solution": row["solution"],
-        "answer": row["answer"],
+        "answer": _gold(row["answer"]),
         "level": str(row["level"]) if row.get("level") is not None else None,
         "subject": row.get("subject"),
     }
 
 
 def _cmath(row: dict) -> dict:
-    return {"question": row["question"], "answer": str(row["golden"]).strip(), "grade": str(row.get("grade", ""))}
+    return {"question": row["question"], "answer": _gold(row["golden"]), "grade": str(row.get("grade", ""))}
 
 
 def _mgsm_zh(row: dict) -> dict:
     value = row["answer_number"]
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    return {"question": row["question"], "answer": str(value)}
+    return {"question": row["question"], "answer": _gold(value)}
 
 
 DATASETS: dict[str, _Spec] = {
@@ -86,23 +98,64 @@ DATASETS: dict[str, _Spec] = {
 }
 
 
-def _read_local(path: str) -> Dataset:
+_FORMATS = (".json", ".jsonl", ".parquet")
+
+
+def local_files(path: str) -> list[str]:
+    """The data files ``path`` names (a file, or a folder's .json / .jsonl / .parquet files), checked
+    without reading them: ValueError / FileNotFoundError saying what is wrong and what to pass."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"path={path!r} does not exist")
-    files = [path] if os.path.isfile(path) else sorted(
-        os.path.join(path, f) for f in os.listdir(path) if f.endswith((".json", ".jsonl", ".parquet"))
-    )
-    if not files:
-        raise ValueError(f"no .json, .jsonl or .parquet files in {path!r}")
+    if os.path.isfile(path):
+        if not path.endswith(_FORMATS):
+            raise ValueError(f"path={path!r} is not a .json, .jsonl or .parquet file; convert it to JSON lines "
+                             "in the Hub dataset's own format")
+        files = [path]
+    else:
+        files = sorted(os.path.join(path, f) for f in os.listdir(path) if f.endswith(_FORMATS))
+        if not files:
+            raise ValueError(f"no .json, .jsonl or .parquet files in {path!r}")
     kinds = {"parquet" if f.endswith(".parquet") else "json" for f in files}
     if len(kinds) > 1:
         raise ValueError(f"{path!r} mixes Parquet and JSON files; keep one format per folder")
+    for f in files:
+        if os.path.getsize(f) == 0:
+            raise ValueError(f"{f!r} is empty: it holds no rows")
+    return files
+
+
+def _check_utf8(files: list[str]) -> None:
+    for f in files:
+        if f.endswith(".parquet"):
+            continue
+        with open(f, "rb") as handle:
+            for number, line in enumerate(handle, 1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    raise ValueError(f"{f!r} line {number} is not UTF-8 text ({err.reason} at byte {err.start} of the "
+                                     "line): save the file as UTF-8") from None
+
+
+def _read_local(path: str) -> Dataset:
+    files = local_files(path)
+    _check_utf8(files)
+    kind = "parquet" if files[0].endswith(".parquet") else "json"
+    from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    was_disabled = are_progress_bars_disabled()
+    disable_progress_bars()  # "Generating train split" for a local file says nothing
     try:
-        return datasets.load_dataset(kinds.pop(), data_files=files, split="train")
-    except ValueError as err:
-        if "no data" in str(err):
-            raise ValueError(f"path={path!r} holds no rows: the split is empty") from err
-        raise
+        return datasets.load_dataset(kind, data_files=files, split="train")
+    except Exception as err:  # pyarrow's and datasets' own errors do not say which file, or what to do
+        if "no data" in str(err) or isinstance(err, StopIteration):
+            raise ValueError(f"path={path!r} holds no rows: the split is empty") from None
+        raise ValueError(f"cannot read {path!r} as {kind.upper()} rows ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0][:300] if str(err) else 'no detail'}); each line must be one JSON "
+                         "object in the Hub dataset's own format") from None
+    finally:
+        if not was_disabled:
+            enable_progress_bars()
 
 
 def _read_hub(name: str, spec: _Spec, split: str) -> Dataset:
@@ -135,12 +188,38 @@ def _load_one(name: str, split: str, path: str | None, template: str) -> Dataset
         return out
 
     # built afresh rather than with map(), which would keep the source's types for reused column names
-    return Dataset.from_list([convert(row) for row in raw])
+    rows = [convert(row) for row in raw]
+    missing_gold = sum(row["answer"] is None for row in rows)
+    if missing_gold:
+        logger.warning("%s%s: %d of %d rows have no usable gold answer; they are kept with answer None and left out "
+                       "of training and of every evaluation metric (counted there as no_gold)", name,
+                       f" ({path})" if path else "", missing_gold, len(rows))
+    return Dataset.from_list(rows)
+
+
+def has_gold(answer) -> bool:
+    """Whether a row's ``answer`` is a usable gold (not None, not empty)."""
+    return answer is not None and bool(str(answer).strip())
+
+
+def drop_rows_without_gold(dataset: Dataset, what: str = "dataset") -> tuple[Dataset, int]:
+    """``dataset`` without its rows whose ``answer`` is missing, and how many were left out (logged)."""
+    keep = [i for i, a in enumerate(dataset["answer"]) if has_gold(a)]
+    dropped = len(dataset) - len(keep)
+    if dropped:
+        logger.warning("%s: %d of %d rows have no gold answer and are left out", what, dropped, len(dataset))
+        dataset = dataset.select(keep)
+    return dataset, dropped
 
 
 def load_math_dataset(name: str, split: str = "train", path: str | dict[str, str] | None = None,
                       template: str = "chat") -> Dataset:
     """A math benchmark as a dataset with ``prompt``, ``answer``, ``source`` (and level/subject/grade).
+
+    A row whose gold is missing (a null CMATH ``golden`` or MGSM ``answer_number``, a GSM8K answer
+    without ``####``, a MATH solution without ``\\boxed{}``) keeps ``answer`` None (never the string
+    "None"), with a warning that counts them; :func:`drop_rows_without_gold` leaves them out, as
+    ``grpo-ext train`` and :func:`grpo_ext.evaluation.evaluate` do.
 
     Args:
         name: ``gsm8k``, ``math``, ``math500``, ``cmath``, ``mgsm_zh``, or several joined by ``+``
