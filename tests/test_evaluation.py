@@ -107,7 +107,7 @@ def test_tiny_model_evaluates_end_to_end(tiny_tokenizer, tmp_path):
     result = evaluate(model, tiny_tokenizer, ds, k=4, max_new_tokens=4, last_number_fallback=True,
                       group_by=("num_steps",))
     assert result["benchmark"] == "synthetic_zh"
-    assert set(result["metrics"]) == {"n", "top1", "maj@4", "pass@4", "no_answer"}
+    assert set(result["metrics"]) == {"n", "top1", "maj@4", "pass@4", "no_answer", "no_gold"}
     assert len(result["records"]) == 12 and len(result["records"][0]["sample_answers"]) == 4
     paths = save_results([result], str(tmp_path))
     assert json.load(open(paths["json"]))[0]["metrics"] == result["metrics"]
