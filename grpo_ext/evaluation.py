@@ -89,7 +89,10 @@ def _prompt_texts(tokenizer, prompts: Sequence[Any]) -> tuple[list[str], bool]:
                 "the prompts are conversational but the tokenizer has no chat template; load the dataset with "
                 "template='text' (or 'raw'), or use a tokenizer with a chat template"
             )
-        return [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts], True
+        # a conversation that ends in an assistant message is continued (a step prefix, for step labels)
+        return [tokenizer.apply_chat_template(p, tokenize=False, continue_final_message=True)
+                if p and p[-1].get("role") == "assistant" else
+                tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts], True
     return [str(p) for p in prompts], False
 
 

@@ -4,9 +4,13 @@ As the policy improves, a reward model trained on the old policy's outputs goes 
 iteration of :class:`IterativeGRPO`:
 
 1. resets the reference model to the current policy (:func:`reset_reference`);
-2. trains the policy for ``policy_steps`` GRPO steps against the current reward model;
+2. trains the policy for ``policy_steps`` GRPO steps against the current reward model, on the prompts
+   one long run would reach next (each iteration continues through the data where the last stopped);
 3. samples ``rm_samples`` completions per question from the policy on a held set of questions and
-   labels them right/wrong against the gold answers (:func:`grpo_ext.rewards.accuracy_reward`);
+   labels them: right/wrong against the gold answers (``supervision="outcome"``,
+   :func:`grpo_ext.rewards.accuracy_reward`), or each step by Math-Shepherd's automatic estimate
+   (``supervision="process"``, :func:`annotate_steps`: the policy continues every step's prefix
+   ``prm_rollouts`` times, and the step is good when a continuation reaches the gold);
 4. trains the reward model further on them, mixed with historical examples from a replay buffer
    so that ``replay_ratio`` (the paper: 10%) of its training data is history;
 5. hands the updated reward model to the next iteration's policy trainer.
@@ -27,8 +31,10 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import random
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -39,7 +45,7 @@ from datasets import Dataset
 
 from .evaluation import generate_completions
 from .rewards.accuracy import accuracy_reward
-from .rewards.models import OutcomeRewardModel
+from .rewards.models import OutcomeRewardModel, ProcessRewardModel
 
 STATE_FILE = "iterative_state.json"
 
@@ -63,6 +69,13 @@ class IterativeConfig:
         temperature: sampling temperature.
         last_number_fallback: label a completion by its last number when it has no marked answer.
         seed: seeds the question split, sampling and replay draws.
+        supervision: ``"outcome"`` (an :class:`~grpo_ext.rewards.models.OutcomeRewardModel` learns whether a
+            completion is right) or ``"process"`` (a :class:`~grpo_ext.rewards.models.ProcessRewardModel`
+            learns Math-Shepherd's automatic step labels, :func:`annotate_steps`): the paper's figure 6.
+        prm_rollouts: process supervision: completions the policy writes from each step's prefix (N).
+        prm_labels: process supervision: ``"hard"`` (a step is good when any rollout from it reaches the
+            gold) or ``"soft"`` (the share of rollouts that do).
+        step_separator: process supervision: the text between two steps of a completion.
     """
 
     output_dir: str
@@ -77,8 +90,18 @@ class IterativeConfig:
     temperature: float = 1.0
     last_number_fallback: bool = False
     seed: int = 0
+    supervision: str = "outcome"
+    prm_rollouts: int = 4
+    prm_labels: str = "hard"
+    step_separator: str = "\n"
 
     def __post_init__(self):
+        if self.supervision not in ("outcome", "process"):
+            raise ValueError(f"supervision must be 'outcome' or 'process', got {self.supervision!r}")
+        if self.prm_labels not in ("hard", "soft"):
+            raise ValueError(f"prm_labels must be 'hard' or 'soft' (Math-Shepherd's estimates), got {self.prm_labels!r}")
+        if self.prm_rollouts < 1 or not self.step_separator:
+            raise ValueError("prm_rollouts must be >= 1 and step_separator non-empty")
         if self.iterations < 1 or self.policy_steps < 1:
             raise ValueError(f"iterations ({self.iterations}) and policy_steps ({self.policy_steps}) must be >= 1")
         if not 0.0 <= self.replay_ratio < 1.0:
@@ -138,8 +161,9 @@ def reset_reference(trainer) -> None:
         params = dict(model.named_parameters())
         with torch.no_grad():
             for name, param in params.items():
-                if f".{active}." in name:
-                    twin = params[name.replace(f".{active}.", ".ref.")]
+                parts = name.split(".")
+                if active in parts:  # lora_A.default.weight, and lora_embedding_A.default (no dot after)
+                    twin = params[".".join("ref" if part == active else part for part in parts)]
                     twin.copy_(param)
                     twin.requires_grad_(False)
         return
@@ -182,33 +206,121 @@ def _load_policy(path: str):
     return path
 
 
+def split_steps(text: str, separator: str = "\n") -> list[str]:
+    """The steps of a completion's text: what ``separator`` divides, blanks dropped (as the trainer's
+    :func:`~grpo_ext.rewards.steps.segment_steps` reads them)."""
+    return [s.strip() for s in text.split(separator) if s.strip()]
+
+
+def continue_prompt(prompt: Any, prefix: str) -> Any:
+    """A prompt that makes the policy continue ``prefix`` of its own answer: appended to a text prompt, or
+    an assistant message to continue after a conversation."""
+    if isinstance(prompt, list):
+        return [*prompt, {"role": "assistant", "content": prefix}]
+    return f"{prompt}{prefix}"
+
+
+def annotate_steps(prompts: list[Any], steps: list[list[str]], golds: list[str],
+                   complete: Callable[[list[Any], int], list[list[str]]], *, rollouts: int = 4, mode: str = "hard",
+                   separator: str = "\n", last_number_fallback: bool = False) -> tuple[list[list[float]], list[float]]:
+    """Math-Shepherd's automatic step labels (Wang et al., 2024), as DeepSeekMath's process reward model
+    was trained on.
+
+    For step j of a completion (all but the last), the policy continues the completion's first j steps
+    ``rollouts`` times (``complete(prefix_prompts, rollouts)`` returns each prefix's continuations); the
+    step is good (1.0) when any continuation reaches the gold answer (``mode="hard"``), or scores the
+    share that do (``"soft"``). The last step is labelled by the completion's own final answer.
+
+    Returns:
+        ``(labels, outcome)``: one label per step of each completion, and whether each completion's own
+        final answer is right (1.0 / 0.0).
+    """
+    if mode not in ("hard", "soft"):
+        raise ValueError(f"mode must be 'hard' or 'soft', got {mode!r}")
+    outcome = accuracy_reward([separator.join(s) for s in steps], answer=list(golds),
+                              last_number_fallback=last_number_fallback)
+    labels = [[0.0] * len(s) for s in steps]
+    for i, s in enumerate(steps):
+        if s:
+            labels[i][-1] = float(outcome[i] or 0.0)
+    requests = [(i, j) for i, s in enumerate(steps) for j in range(len(s) - 1)]
+    if not requests:
+        return labels, [float(o or 0.0) for o in outcome]
+    prefixes = [separator.join(steps[i][: j + 1]) + separator for i, j in requests]
+    continuations = complete([continue_prompt(prompts[i], prefix) for (i, _), prefix in zip(requests, prefixes)], rollouts)
+    texts = [prefix + c for prefix, conts in zip(prefixes, continuations) for c in conts[:rollouts]]
+    reached = accuracy_reward(texts, answer=[golds[i] for i, _ in requests for _ in range(rollouts)],
+                              last_number_fallback=last_number_fallback)
+    for k, (i, j) in enumerate(requests):
+        hits = [r == 1.0 for r in reached[k * rollouts: (k + 1) * rollouts]]
+        labels[i][j] = float(any(hits)) if mode == "hard" else sum(hits) / rollouts
+    return labels, [float(o or 0.0) for o in outcome]
+
+
+def prompts_consumed(args, steps: int) -> int:
+    """Prompts a GRPO trainer with ``args`` draws from its dataset in ``steps`` optimizer steps.
+
+    TRL's sampler hands out one generation batch of ``generation_batch_size / num_generations`` prompts
+    for every ``steps_per_generation * num_iterations`` micro-batches, and an optimizer step takes
+    ``gradient_accumulation_steps`` micro-batches.
+    """
+    per_generation = args.generation_batch_size // args.num_generations
+    micro_batches = steps * args.gradient_accumulation_steps
+    return math.ceil(micro_batches / (args.steps_per_generation * args.num_iterations)) * per_generation
+
+
+def long_run_order(n_rows: int, start: int, count: int, seed: int, shuffle: bool = True) -> list[int]:
+    """Rows ``start .. start + count`` of one long run through a dataset of ``n_rows``: epoch after epoch,
+    each a fresh permutation (seeded by ``seed`` and the epoch), so no row comes back before all were seen."""
+    out: list[int] = []
+    epoch, position = divmod(start, n_rows)
+    while len(out) < count:
+        order = list(range(n_rows))
+        if shuffle:
+            random.Random(f"{seed}-epoch-{epoch}").shuffle(order)
+        out += order[position: position + count - len(out)]
+        epoch, position = epoch + 1, 0
+    return out
+
+
 class IterativeGRPO:
-    """DeepSeekMath's iterative RL around a GRPO policy trainer and a trainable outcome reward model.
+    """DeepSeekMath's iterative RL around a GRPO policy trainer and a trainable reward model.
 
     Args:
         policy_trainer_factory: ``factory(model, reward_model, output_dir) -> GRPOTrainer``; builds the
             policy trainer of one iteration from ``model`` (a path, or a PEFT model) with the reward
-            model among its reward functions and ``output_dir`` as its ``args.output_dir``. The loop
-            sets ``args.max_steps`` to ``policy_steps``.
+            model among its reward functions (process supervision: among its ``process_reward_funcs``)
+            and ``output_dir`` as its ``args.output_dir``. The loop sets ``args.max_steps`` to
+            ``policy_steps`` and hands the trainer the next prompts of one long run through its dataset.
         initial_model: the starting policy: a local path / Hub id, or a PEFT model.
-        reward_model: the :class:`~grpo_ext.rewards.models.OutcomeRewardModel` to keep training.
+        reward_model: the :class:`~grpo_ext.rewards.models.OutcomeRewardModel` (outcome supervision) or
+            :class:`~grpo_ext.rewards.models.ProcessRewardModel` (process supervision) to keep training.
         questions: the held set of questions the reward model's data is sampled on (``prompt`` and
-            ``answer`` columns, e.g. :func:`grpo_ext.data.load_math_dataset`).
+            ``answer`` columns, e.g. :func:`grpo_ext.data.load_math_dataset`); rows without a gold are
+            left out.
         config: :class:`IterativeConfig`.
+        reference_reward: process supervision: a process reward to measure the labels and the learned
+            model against (the synthetic task's step checker), or None.
 
     Call :meth:`run`; it resumes from ``config.output_dir`` when a previous run left its state there.
     The per-iteration metrics are returned, written to ``output_dir/iterative_log.jsonl`` and logged
     through the policy trainer (so ``report_to`` integrations see them): ``iterative/iteration``,
     ``iterative/rm_accuracy_before`` and ``iterative/rm_accuracy`` (held-out samples of the current
-    policy, before and after the update), ``iterative/replay_fraction``,
-    ``iterative/rm_policy_agreement`` (after the update, the share of pairs of held-out samples of
-    one question, one right and one wrong, that the reward model ranks right: what GRPO's
-    group-relative advantages depend on), ``iterative/policy_sample_accuracy`` and
-    ``iterative/rm_loss``.
+    policy, before and after the update; per step under process supervision),
+    ``iterative/replay_fraction``, ``iterative/rm_policy_agreement`` (after the update, the share of
+    pairs of held-out samples of one question, one right and one wrong, that the reward model ranks
+    right: what GRPO's group-relative advantages depend on; a process model ranks by its mean step
+    score), ``iterative/policy_sample_accuracy`` and ``iterative/rm_loss``. Under process supervision
+    also the annotation's generation cost, ``iterative/annotation_rollouts``,
+    ``iterative/annotation_tokens``, ``iterative/annotation_tokens_per_sample`` and
+    ``iterative/annotation_seconds``, and with a ``reference_reward`` the share of held-out steps where
+    the automatic labels (``iterative/annotation_reference_agreement``) and the learned model
+    (``iterative/prm_reference_agreement``) agree with it.
     """
 
     def __init__(self, policy_trainer_factory: Callable[..., Any], initial_model: Any,
-                 reward_model: OutcomeRewardModel, questions: Dataset, config: IterativeConfig):
+                 reward_model: OutcomeRewardModel | ProcessRewardModel, questions: Dataset, config: IterativeConfig,
+                 reference_reward: Callable[..., list] | None = None):
         for col in ("prompt", "answer"):
             if col not in questions.column_names:
                 raise ValueError(f"the questions need a {col!r} column (columns: {questions.column_names})")
@@ -217,7 +329,12 @@ class IterativeGRPO:
         questions, _ = drop_rows_without_gold(questions, "IterativeGRPO questions")  # never scored against "None"
         if len(questions) < 2:
             raise ValueError("need at least 2 questions with a gold answer: some train the reward model, some measure it")
+        expected = ProcessRewardModel if config.supervision == "process" else OutcomeRewardModel
+        if not isinstance(reward_model, expected):
+            raise ValueError(f"supervision={config.supervision!r} trains a {expected.__name__}; got "
+                             f"{type(reward_model).__name__}")
         self.factory, self.initial_model, self.rm, self.cfg = policy_trainer_factory, initial_model, reward_model, config
+        self.reference_reward = reference_reward
         order = list(range(len(questions)))
         random.Random(config.seed).shuffle(order)
         n_held = min(len(order) - 1, max(1, round(config.heldout_fraction * len(order))))
@@ -263,38 +380,87 @@ class IterativeGRPO:
         return _load_policy(self._path(f"iteration-{iteration - 1}", "policy"))
 
     # ----- reward-model data --------------------------------------------------------------------
-    def _labelled_samples(self, policy, tokenizer, questions, iteration: int, salt: int) -> list[dict]:
-        """``rm_samples`` completions per question from ``policy`` (a policy trainer, or a model loaded
-        from disk), labelled right (1) / wrong (0).
-
-        Every process draws the same samples (same seed) and so trains an identical reward model.
-        """
-        prompts, golds = list(questions["prompt"]), [str(a) for a in questions["answer"]]
-        kw = dict(num_samples=self.cfg.rm_samples, do_sample=True, temperature=self.cfg.temperature,
-                  max_new_tokens=self.cfg.max_new_tokens, seed=self.cfg.seed * 1000 + iteration * 10 + salt)
+    def _sample(self, policy, tokenizer, prompts: list, n: int, seed: int) -> list[list[str]]:
+        """``n`` sampled completions per prompt from ``policy`` (a policy trainer, or a model loaded from disk)."""
+        kw = dict(num_samples=n, do_sample=True, temperature=self.cfg.temperature,
+                  max_new_tokens=self.cfg.max_new_tokens, seed=seed)
         if hasattr(policy, "accelerator"):  # a trainer: sample through it, ZeRO-3 parameters gathered
             from trl.models import unwrap_model_for_generation
 
             gather = getattr(policy.args, "ds3_gather_for_generation", True)
             with unwrap_model_for_generation(policy.model_wrapped, policy.accelerator,
                                              gather_deepspeed3_params=gather) as model:
-                samples = generate_completions(model, tokenizer, prompts, **kw)
-        else:
-            samples = generate_completions(policy, tokenizer, prompts, **kw)
-        completions = [c for row in samples for c in row]
-        prompt_rows = [p for p in prompts for _ in range(self.cfg.rm_samples)]
-        gold_rows = [g for g in golds for _ in range(self.cfg.rm_samples)]
+                return generate_completions(model, tokenizer, prompts, **kw)
+        return generate_completions(policy, tokenizer, prompts, **kw)
+
+    def _samples(self, policy, tokenizer, questions, iteration: int, salt: int):
+        """``rm_samples`` completions per question, flattened: (completions, prompt, gold, question index) rows."""
+        prompts, golds = list(questions["prompt"]), [str(a) for a in questions["answer"]]
+        seed = self.cfg.seed * 1000 + iteration * 10 + salt
+        samples = self._sample(policy, tokenizer, prompts, self.cfg.rm_samples, seed)
+        n = self.cfg.rm_samples
+        return ([c for row in samples for c in row], [p for p in prompts for _ in range(n)],
+                [g for g in golds for _ in range(n)], [i for i in range(len(prompts)) for _ in range(n)])
+
+    def _labelled_samples(self, policy, tokenizer, questions, iteration: int, salt: int) -> tuple[list[dict], dict]:
+        """Outcome supervision: ``rm_samples`` completions per question labelled right (1) / wrong (0).
+
+        Every process draws the same samples (same seed) and so trains an identical reward model.
+        """
+        completions, prompt_rows, gold_rows, q_rows = self._samples(policy, tokenizer, questions, iteration, salt)
         labels = accuracy_reward(completions, answer=gold_rows, last_number_fallback=self.cfg.last_number_fallback)
         texts = OutcomeRewardModel.texts(completions, prompt_rows)
-        return [{"text": t, "label": float(y), "question": q}
-                for t, y, q in zip(texts, labels, [i for i in range(len(prompts)) for _ in range(self.cfg.rm_samples)])]
+        return [{"text": t, "label": float(y), "correct": float(y), "question": q}
+                for t, y, q in zip(texts, labels, q_rows)], {}
+
+    def _annotated_samples(self, policy, tokenizer, questions, iteration: int, salt: int) -> tuple[list[dict], dict]:
+        """Process supervision: ``rm_samples`` completions per question, each step labelled by
+        :func:`annotate_steps` with ``prm_rollouts`` continuations of the current policy; and the cost."""
+        completions, prompt_rows, gold_rows, q_rows = self._samples(policy, tokenizer, questions, iteration, salt)
+        sep = self.cfg.step_separator
+        steps = [split_steps(c, sep) for c in completions]
+        cost = {"rollouts": 0, "tokens": 0}
+        seed = [self.cfg.seed * 1000 + iteration * 10 + salt + 5]
+
+        def complete(prefix_prompts, n):
+            seed[0] += 1
+            out = self._sample(policy, tokenizer, prefix_prompts, n, seed[0])
+            flat = [c for row in out for c in row]
+            cost["rollouts"] += len(flat)
+            cost["tokens"] += sum(len(ids) for ids in tokenizer(flat, add_special_tokens=False)["input_ids"]) if flat else 0
+            return out
+
+        start = time.perf_counter()
+        labels, correct = annotate_steps(prompt_rows, steps, gold_rows, complete, rollouts=self.cfg.prm_rollouts,
+                                         mode=self.cfg.prm_labels, separator=sep,
+                                         last_number_fallback=self.cfg.last_number_fallback)
+        cost["seconds"] = time.perf_counter() - start
+        examples = []
+        for k, (c, row, y, ok, q) in enumerate(zip(completions, steps, labels, correct, q_rows)):
+            if row:  # an empty completion has no step to learn from
+                examples.append({"text": self.rm.texts([row], [prompt_rows[k]])[0], "label": y, "correct": ok,
+                                 "question": q, "completion": c, "steps": row, "row": int(q)})
+        if self.reference_reward is not None:
+            cost["reference"] = self._reference_labels(examples, questions)
+        return examples, cost
+
+    def _reference_labels(self, examples: list[dict], questions) -> list[list[float]]:
+        """The reference process reward's step scores for ``examples`` (e.g. the synthetic task's step checker)."""
+        columns = {c: [questions[e["row"]][c] for e in examples] for c in questions.column_names if c != "prompt"}
+        return self.reference_reward([e["completion"] for e in examples], [e["steps"] for e in examples], **columns)
+
+    def _score(self, examples: list[dict]) -> list[float]:
+        """The reward model's score of each example's whole completion (process: the mean of its steps)."""
+        scores = self.rm.score_texts([e["text"] for e in examples])
+        if self.cfg.supervision == "outcome":
+            return scores
+        return [sum(row) / len(row) if row else 0.0 for row in scores]
 
     def _agreement(self, examples: list[dict]) -> float:
         """Share of (right, wrong) pairs of the same question that the reward model orders right."""
-        scores = self.rm.score_texts([e["text"] for e in examples])
         by_question: dict[int, list[tuple[float, float]]] = {}
-        for e, s in zip(examples, scores):
-            by_question.setdefault(e["question"], []).append((e["label"], s))
+        for e, s in zip(examples, self._score(examples)):
+            by_question.setdefault(e["question"], []).append((e["correct"], s))
         right = total = 0
         for pairs in by_question.values():
             for label_a, score_a in pairs:
@@ -304,9 +470,16 @@ class IterativeGRPO:
                         right += score_a > score_b
         return right / total if total else float("nan")
 
+    @staticmethod
+    def _step_agreement(predicted: list[list[float]], reference: list[list[float]]) -> float:
+        pairs = [(p >= 0.5, r >= 0.5) for ps, rs in zip(predicted, reference) for p, r in zip(ps, rs)
+                 if not (math.isnan(p) or math.isnan(r))]
+        return sum(a == b for a, b in pairs) / len(pairs) if pairs else float("nan")
+
     def _update_reward_model(self, policy, tokenizer, iteration: int, steps: int) -> dict:
-        fresh = self._labelled_samples(policy, tokenizer, self.train_questions, iteration, salt=1)
-        held = self._labelled_samples(policy, tokenizer, self.heldout, iteration, salt=2)
+        collect = self._annotated_samples if self.cfg.supervision == "process" else self._labelled_samples
+        fresh, fresh_cost = collect(policy, tokenizer, self.train_questions, iteration, salt=1)
+        held, held_cost = collect(policy, tokenizer, self.heldout, iteration, salt=2)
         held_texts, held_labels = [e["text"] for e in held], [e["label"] for e in held]
         before = self.rm.accuracy(held_texts, held_labels)
         rng = random.Random(f"{self.cfg.seed}-replay-{iteration}")
@@ -314,17 +487,48 @@ class IterativeGRPO:
         generator = torch.Generator().manual_seed(self.cfg.seed * 1000 + iteration)
         losses = self.rm.fit([e["text"] for e in mixed], [e["label"] for e in mixed], steps, generator=generator)
         self.buffer.add(fresh, iteration)
-        return {
+        metrics = {
             "iterative/iteration": float(iteration),
             "iterative/rm_accuracy_before": before,
             "iterative/rm_accuracy": self.rm.accuracy(held_texts, held_labels),
             "iterative/replay_fraction": replay_fraction,
             "iterative/rm_policy_agreement": self._agreement(held),
-            "iterative/policy_sample_accuracy": sum(e["label"] for e in fresh + held) / len(fresh + held),
+            "iterative/policy_sample_accuracy": sum(e["correct"] for e in fresh + held) / max(len(fresh + held), 1),
             "iterative/rm_loss": sum(losses) / len(losses) if losses else float("nan"),
         }
+        if self.cfg.supervision == "process":
+            samples = len(fresh) + len(held)
+            metrics.update({
+                "iterative/annotation_rollouts": float(fresh_cost["rollouts"] + held_cost["rollouts"]),
+                "iterative/annotation_tokens": float(fresh_cost["tokens"] + held_cost["tokens"]),
+                "iterative/annotation_seconds": fresh_cost["seconds"] + held_cost["seconds"],
+                "iterative/annotation_tokens_per_sample": (fresh_cost["tokens"] + held_cost["tokens"]) / max(samples, 1),
+            })
+            if "reference" in held_cost:
+                metrics["iterative/annotation_reference_agreement"] = self._step_agreement(held_labels,
+                                                                                          held_cost["reference"])
+                metrics["iterative/prm_reference_agreement"] = self._step_agreement(
+                    self.rm.score_texts(held_texts), held_cost["reference"])
+        return metrics
 
     # ----- the loop -----------------------------------------------------------------------------
+    def _continue_data(self, trainer, iteration: int) -> None:
+        """Hand ``trainer`` the prompts a single long run would reach next, in order.
+
+        Each iteration's trainer is built afresh with the same dataset and seed, so TRL's sampler would
+        start every iteration at the same prompts. Instead the trainer gets the rows
+        ``iteration * consumed .. (iteration + 1) * consumed`` of one long run (a fresh permutation per
+        pass over the data, when the trainer shuffles), unshuffled: across iterations the loop walks
+        through the data as one long run does, and a resumed loop finds its place from the iteration
+        number alone.
+        """
+        dataset = trainer.train_dataset
+        consumed = prompts_consumed(trainer.args, self.cfg.policy_steps)
+        rows = long_run_order(len(dataset), iteration * consumed, consumed, self.cfg.seed,
+                              shuffle=getattr(trainer, "shuffle_dataset", True))
+        trainer.train_dataset = dataset.select(rows)
+        trainer.shuffle_dataset = False
+
     def run(self, resume: bool = True) -> list[dict]:
         """Run (or continue) all iterations; the per-iteration metrics.
 
@@ -337,13 +541,14 @@ class IterativeGRPO:
             iteration, phase = self.state["iteration"], self.state["phase"]
             folder = self._path(f"iteration-{iteration}")
             run_dir = os.path.join(folder, "policy-run")
+            trainer = policy = None  # no reference to the last iteration's trainer while the next is built
             if phase == "reward_model":  # resumed between the phases: the trained policy is on disk
                 policy, tokenizer = self._load_trained(os.path.join(folder, "policy"))
-                trainer = None
             else:
                 self._release_trainer()
                 trainer = self.factory(self._policy_source(iteration), self.rm, run_dir)
                 trainer.args.max_steps = self.cfg.policy_steps
+                self._continue_data(trainer, iteration)
                 tokenizer = trainer.processing_class
                 self.rm.model.to(trainer.accelerator.device)
                 if phase == "initial_rm":
@@ -398,4 +603,5 @@ class IterativeGRPO:
             transformers.Trainer.log(trainer, dict(metrics))
 
 
-__all__ = ["IterativeConfig", "IterativeGRPO", "ReplayBuffer", "reset_reference"]
+__all__ = ["IterativeConfig", "IterativeGRPO", "ReplayBuffer", "annotate_steps", "continue_prompt", "long_run_order",
+           "prompts_consumed", "reset_reference", "split_steps"]
