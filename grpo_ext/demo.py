@@ -262,7 +262,7 @@ def warm_up(cfg: DemoConfig, train_pairs, tokenizer, model, interrupt: GracefulI
 
 
 def grpo(cfg: DemoConfig, train_pairs, held, tokenizer, model_path, *, reward_funcs=None, output_dir=None,
-         steps=None, watch=True, train=True, interrupt: GracefulInterrupt | None = None):
+         steps=None, watch=True, train=True, interrupt: GracefulInterrupt | None = None, process_reward_funcs=None):
     """GRPO on the English form only, with the paper's loss (grpo), beta and k3 KL.
 
     A MathEvalCallback follows both forms on up to 200 held-out pairs every tenth of the run
@@ -297,6 +297,7 @@ def grpo(cfg: DemoConfig, train_pairs, held, tokenizer, model_path, *, reward_fu
         train_dataset=Dataset.from_list(_rows(train_pairs, "en")),
         processing_class=tokenizer,
         callbacks=callbacks,
+        process_reward_funcs=process_reward_funcs,
     )
     _stage_callbacks(trainer, cfg, interrupt, "GRPO", "reward")
     if train:
@@ -306,38 +307,51 @@ def grpo(cfg: DemoConfig, train_pairs, held, tokenizer, model_path, *, reward_fu
 
 def iterative_grpo(cfg: DemoConfig, train_pairs, held, tokenizer, warm_dir: str,
                    interrupt: GracefulInterrupt | None = None):
-    """DeepSeekMath's iterative RL in miniature, with a learned outcome reward model.
+    """DeepSeekMath's iterative RL in miniature, with a learned outcome or process reward model.
 
-    The reward model starts from the warmed-up policy's body with a fresh scoring head (the paper
-    initialises its reward model from the SFT model), is trained on the warmed-up policy's labelled
-    samples first, then again after each of ``iterations`` GRPO stages on fresh samples of the
-    changed policy, with 10% replayed history. The policy's reward is the reward model's
-    probability plus ``accuracy_reward``; with ``rm_only`` the reward model alone, as in the paper
-    (a 1M-parameter reward model is then hacked within one stage: README). Returns the loop (its
-    ``log`` and last ``trainer``); an interrupted loop continues where it stopped.
+    The reward model starts from the warmed-up policy (the paper initialises its reward model from the
+    SFT model): its body with a fresh scoring head (outcome), or the whole causal LM, reading a step
+    tag ``@`` and answering ``+`` / ``-`` (process, Math-Shepherd's format). It is trained on the
+    warmed-up policy's labelled samples first, then again after each of ``iterations`` GRPO stages on
+    fresh samples of the changed policy, with 10% replayed history. Outcome: the policy's reward is the
+    reward model's probability plus ``accuracy_reward`` (with ``rm_only`` the reward model alone, as
+    in the paper; a 1M-parameter reward model is then hacked within one stage: README). Process: the
+    step rewards come from the learned process reward model, labelled by Math-Shepherd's estimate
+    (``prm_rollouts`` continuations of each step's prefix by the current policy), beside
+    ``accuracy_reward`` as the outcome reward; the step checker only measures how far the labels and
+    the model agree with it. Returns the loop (its ``log`` and last ``trainer``); an interrupted loop
+    continues where it stopped.
     """
-    from transformers import AutoModelForSequenceClassification
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     from .iterative import IterativeConfig, IterativeGRPO
-    from .rewards.models import OutcomeRewardModel
+    from .rewards import get_reward_funcs
+    from .rewards.models import OutcomeRewardModel, ProcessRewardModel
+    from .rewards.process import step_check_reward
 
-    body = AutoModelForSequenceClassification.from_pretrained(warm_dir, num_labels=1)
-    rm = OutcomeRewardModel(body, tokenizer, learning_rate=cfg.rm_lr, batch_size=64)
+    process = cfg.supervision == "process"
+    if process:
+        rm = ProcessRewardModel(AutoModelForCausalLM.from_pretrained(warm_dir), tokenizer, step_tag="@",
+                                good_token="+", bad_token="-", learning_rate=cfg.rm_lr, batch_size=64, max_length=96)
+    else:
+        body = AutoModelForSequenceClassification.from_pretrained(warm_dir, num_labels=1)
+        rm = OutcomeRewardModel(body, tokenizer, learning_rate=cfg.rm_lr, batch_size=64)
     questions = Dataset.from_list(_rows(train_pairs[: cfg.rm_questions], "en"))
     steps = max(1, cfg.grpo_steps // cfg.iterations)
-
-    from .rewards import get_reward_funcs
-
     gold = [] if cfg.rm_only else get_reward_funcs(["accuracy"], last_number_fallback=True)
 
     def factory(model, reward_model, output_dir):
+        if process:
+            return grpo(cfg, train_pairs, held, tokenizer, model, reward_funcs=gold or None, output_dir=output_dir,
+                        steps=steps, watch=False, train=False, interrupt=interrupt, process_reward_funcs=[reward_model])
         return grpo(cfg, train_pairs, held, tokenizer, model, reward_funcs=[reward_model, *gold],
                     output_dir=output_dir, steps=steps, watch=False, train=False, interrupt=interrupt)
 
     loop = IterativeGRPO(factory, warm_dir, rm, questions, IterativeConfig(
         output_dir=os.path.join(cfg.output_dir, "iterative"), iterations=cfg.iterations, policy_steps=steps,
         rm_samples=4, rm_steps=cfg.rm_steps, initial_rm_steps=cfg.rm_steps, max_new_tokens=cfg.completion_length,
-        last_number_fallback=True, seed=cfg.seed))
+        last_number_fallback=True, seed=cfg.seed, supervision=cfg.supervision, prm_rollouts=cfg.prm_rollouts,
+        prm_labels=cfg.prm_labels), reference_reward=step_check_reward if process else None)
     loop.run(resume=True)
     return loop
 
@@ -545,10 +559,19 @@ def iterative_table(log: list[dict]) -> str:
     """The reward model's side of an iterative run, one row per update (iteration -1: before RL)."""
     rows = ["| iteration | policy samples right | RM accuracy before -> after update | RM pair ranking | replayed |",
             "|---|---|---|---|---|"]
+    process = bool(log) and "iterative/annotation_tokens" in log[0]
+    if process:  # step-level accuracy; the automatic labels and the model against the step checker
+        rows[0] += " labels = checker | PRM = checker | annotation tokens / sample |"
+        rows[1] += "---|---|---|"
     for m in log:
-        rows.append(f"| {int(m['iterative/iteration'])} | {100 * m['iterative/policy_sample_accuracy']:.1f} | "
-                    f"{100 * m['iterative/rm_accuracy_before']:.1f} -> {100 * m['iterative/rm_accuracy']:.1f} | "
-                    f"{100 * m['iterative/rm_policy_agreement']:.1f} | {100 * m['iterative/replay_fraction']:.0f}% |")
+        row = (f"| {int(m['iterative/iteration'])} | {100 * m['iterative/policy_sample_accuracy']:.1f} | "
+               f"{100 * m['iterative/rm_accuracy_before']:.1f} -> {100 * m['iterative/rm_accuracy']:.1f} | "
+               f"{100 * m['iterative/rm_policy_agreement']:.1f} | {100 * m['iterative/replay_fraction']:.0f}% |")
+        if process:
+            row += (f" {100 * m.get('iterative/annotation_reference_agreement', float('nan')):.1f} |"
+                    f" {100 * m.get('iterative/prm_reference_agreement', float('nan')):.1f} |"
+                    f" {m['iterative/annotation_tokens_per_sample']:.0f} |")
+        rows.append(row)
     return "\n".join(rows)
 
 

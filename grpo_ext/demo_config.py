@@ -56,6 +56,8 @@ class DemoConfig:
     rm_lr: float = 1e-4  #: iterative: the reward model's learning rate
     rm_questions: int = 400  #: iterative: training questions its samples come from
     rm_only: bool = False  #: iterative: the reward model is the only reward (the paper's); else + accuracy
+    prm_rollouts: int = 4  #: iterative process: continuations of each step's prefix for its Math-Shepherd label
+    prm_labels: str = "hard"  #: iterative process: "hard" (any continuation right) or "soft" (their share)
     resume: bool = True  #: continue an unfinished run in output_dir (after Ctrl-C); False: start over
     progress: bool = True  #: stage lines and progress bars (False: the final table only)
 
@@ -64,8 +66,6 @@ class DemoConfig:
             raise DemoConfigError(f"--supervision must be one of {', '.join(SUPERVISIONS)}, got {self.supervision!r}")
         if self.supervision == "process":
             self.steps_task = True
-        if self.iterative and self.supervision == "process":
-            raise DemoConfigError("--iterative trains an outcome reward model: use it with --supervision outcome")
         self.validate()
 
     def validate(self) -> None:
@@ -92,6 +92,9 @@ class DemoConfig:
             need(self.rm_steps >= 1, "rm_steps", "at least 1")
             need(1 <= self.rm_questions <= TOTAL_PAIRS - self.eval_pairs, "rm_questions",
                  f"between 1 and the {TOTAL_PAIRS - self.eval_pairs} training pairs")
+            if self.supervision == "process":
+                need(self.prm_rollouts >= 1, "prm_rollouts", "at least 1")
+                need(self.prm_labels in ("hard", "soft"), "prm_labels", "hard or soft")
 
     @classmethod
     def for_supervision(cls, supervision: str = "outcome", **overrides) -> "DemoConfig":

@@ -186,3 +186,61 @@ def test_math_shepherd_soft_labels_are_the_share_that_reaches_the_gold():
     labels, _ = annotate_steps(["1+2+4="], [["1+2=3", "3+4=7"]], ["7"], half, rollouts=2, mode="soft",
                                last_number_fallback=True)
     assert labels == [[0.5, 1.0]]
+
+
+# ----- the loop with process supervision -------------------------------------------------------------
+STEPS = Dataset.from_list([{"prompt": f"{a}+{b}+1=", "answer": str(a + b + 1), "solution": f"{a}+{b}={a + b}\n{a + b}+1={a + b + 1}"}
+                           for a in range(6) for b in range(6)])
+
+
+def process_factory(tokenizer, bomb_at=None):
+    from transformers import TrainerCallback
+
+    from grpo_ext.rewards import get_reward_funcs
+
+    class Bomb(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if bomb_at and bomb_at[0] in args.output_dir and state.global_step == bomb_at[1]:
+                raise KeyboardInterrupt("simulated interruption")
+
+    def factory(model, reward_model, output_dir):
+        args = cpu_grpo_args(output_dir, max_completion_length=12, save_strategy="steps", save_steps=1,
+                             per_device_train_batch_size=8, num_generations=4, supervision="process", temperature=1.0)
+        return GRPOTrainer(model=model, reward_funcs=get_reward_funcs(["accuracy"], last_number_fallback=True),
+                           process_reward_funcs=[reward_model], args=args, train_dataset=STEPS,
+                           processing_class=tokenizer, callbacks=[Bomb()])
+
+    return factory
+
+
+def process_loop(tokenizer, model_dir, out, factory):
+    from grpo_ext.rewards.process import step_check_reward
+
+    cfg = IterativeConfig(output_dir=str(out), iterations=2, policy_steps=2, rm_samples=2, rm_steps=3, max_new_tokens=12,
+                          last_number_fallback=True, seed=0, supervision="process", prm_rollouts=2, heldout_fraction=0.25)
+    return IterativeGRPO(factory, model_dir, make_prm(tokenizer), STEPS.select(range(12)), cfg,
+                         reference_reward=step_check_reward)
+
+
+def test_process_supervision_loop_logs_labels_cost_and_agreement(tiny_model_dir, tiny_tokenizer, tmp_path):
+    log = process_loop(tiny_tokenizer, tiny_model_dir, tmp_path, process_factory(tiny_tokenizer)).run()
+    assert [m["iterative/iteration"] for m in log] == [0.0, 1.0]
+    for m in log:
+        assert m["iterative/annotation_rollouts"] > 0 and m["iterative/annotation_tokens"] > 0
+        assert 0 <= m["iterative/prm_reference_agreement"] <= 1
+        assert 0 <= m["iterative/annotation_reference_agreement"] <= 1
+    assert (tmp_path / "reward_model" / "optimizer.pt").exists()
+
+
+def test_process_supervision_loop_resumes_to_the_straight_runs_result(tiny_model_dir, tiny_tokenizer, tmp_path):
+    straight = process_loop(tiny_tokenizer, tiny_model_dir, tmp_path / "straight", process_factory(tiny_tokenizer)).run()
+    broken = process_loop(tiny_tokenizer, tiny_model_dir, tmp_path / "resumed",
+                          process_factory(tiny_tokenizer, bomb_at=("iteration-1", 1)))
+    with pytest.raises(KeyboardInterrupt):
+        broken.run()
+    resumed = process_loop(tiny_tokenizer, tiny_model_dir, tmp_path / "resumed", process_factory(tiny_tokenizer)).run()
+    assert len(resumed) == len(straight) == 2
+    for ours, theirs in zip(resumed, straight):
+        ours = {k: v for k, v in ours.items() if k != "iterative/annotation_seconds"}
+        theirs = {k: v for k, v in theirs.items() if k != "iterative/annotation_seconds"}
+        assert ours == pytest.approx(theirs, nan_ok=True)

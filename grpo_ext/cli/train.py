@@ -67,9 +67,18 @@ class ScriptArguments:
     )
     reward_model_name_or_path: str | None = field(
         default=None,
-        metadata={"help": "iterative: the outcome reward model (a sequence classifier, or a causal LM whose body gets a "
-                          "fresh one-output head, as the paper initialises its RM from the SFT model)."},
+        metadata={"help": "iterative: the reward model to keep training. Outcome supervision: a sequence classifier, or "
+                          "a causal LM whose body gets a fresh one-output head (the paper initialises its RM from the "
+                          "SFT model). Process supervision (supervision: process): a causal LM that reads prm_step_tag "
+                          "after each step and answers prm_good_token / prm_bad_token (Math-Shepherd's format)."},
     )
+    prm_step_tag: str = field(default="ки", metadata={"help": "iterative, process: the tag after each step (one token)."})
+    prm_good_token: str = field(default="+", metadata={"help": "iterative, process: the label of a good step (one token)."})
+    prm_bad_token: str = field(default="-", metadata={"help": "iterative, process: the label of a bad step (one token)."})
+    prm_rollouts: int = field(default=4, metadata={"help": "iterative, process: continuations of each step's prefix by "
+                                                           "the policy for its Math-Shepherd label (N)."})
+    prm_labels: str = field(default="hard", metadata={"help": "iterative, process: hard (good when any continuation "
+                                                              "reaches the gold) or soft (the share that does)."})
     iterations: int = field(default=2, metadata={"help": "iterative: number of iterations."})
     iteration_steps: int = field(default=500, metadata={"help": "iterative: GRPO steps per iteration."})
     rm_questions: int = field(default=2000, metadata={"help": "iterative: training questions the RM's samples come from."})
@@ -473,7 +482,11 @@ def dry_run(script_args: ScriptArguments, training_args, model_args) -> str:
     if not model_args.model_name_or_path:
         raise RecipeError("the recipe names no model_name_or_path")
     if script_args.iterative and not script_args.reward_model_name_or_path:
-        raise RecipeError("iterative: true needs reward_model_name_or_path (the outcome reward model to keep training)")
+        raise RecipeError("iterative: true needs reward_model_name_or_path (the reward model to keep training)")
+    if script_args.iterative and script_args.prm_labels not in ("hard", "soft"):
+        raise RecipeError(f"prm_labels {script_args.prm_labels!r}: it must be hard or soft")
+    if script_args.iterative and script_args.prm_rollouts < 1:
+        raise RecipeError(f"prm_rollouts {script_args.prm_rollouts}: it must be at least 1")
     processes, kind = (1, "no accelerate config")
     if script_args.accelerate_config:
         processes, kind = _accelerate_processes(script_args.accelerate_config)
@@ -492,7 +505,9 @@ def dry_run(script_args: ScriptArguments, training_args, model_args) -> str:
         f" x {processes} x {spg} = {batch} completions ({batch // g} prompts x {g} generations) per generation "
         f"batch; loss {training_args.loss_type}, beta {training_args.beta}, kl {training_args.kl_estimator}, "
         f"lr {training_args.learning_rate}; supervision {training_args.supervision}"
-        + (f" ({training_args.process_reward})" if training_args.supervision == "process" else "")
+        + ((f" (a learned process reward model, Math-Shepherd labels: {script_args.prm_rollouts} rollouts, "
+           f"{script_args.prm_labels})" if script_args.iterative else f" ({training_args.process_reward})")
+           if training_args.supervision == "process" else "")
         + f"; zero-variance groups {training_args.zero_variance_groups}"
         + (f"; iterative RL: {script_args.iterations} x {script_args.iteration_steps} steps, reward model "
            f"{script_args.reward_model_name_or_path}, replay {script_args.replay_ratio}" if script_args.iterative else "")
@@ -601,6 +616,38 @@ def load_reward_model(script_args: ScriptArguments, max_length: int = 2048):
                               max_length=max_length)
 
 
+def load_process_reward_model(script_args: ScriptArguments, max_length: int = 2048):
+    """The iterative loop's process reward model: a causal LM read at step tags (optionally LoRA)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ..rewards.models import ProcessRewardModel
+
+    import transformers.integrations.deepspeed as hf_deepspeed
+
+    path = script_args.reward_model_name_or_path
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    registered = hf_deepspeed._hf_deepspeed_config_weak_ref  # a whole copy per process, as for the outcome RM
+    hf_deepspeed.unset_hf_deepspeed_config()
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype="auto")
+    finally:
+        hf_deepspeed._hf_deepspeed_config_weak_ref = registered
+    if script_args.rm_lora_r:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=script_args.rm_lora_r, lora_alpha=2 * script_args.rm_lora_r,
+                                                 target_modules="all-linear", task_type="CAUSAL_LM"))
+    try:
+        return ProcessRewardModel(model, tokenizer, step_tag=script_args.prm_step_tag,
+                                  good_token=script_args.prm_good_token, bad_token=script_args.prm_bad_token,
+                                  batch_size=script_args.rm_batch_size, max_length=max_length,
+                                  learning_rate=script_args.rm_learning_rate)
+    except ValueError as err:
+        raise RecipeError(f"reward_model_name_or_path {path}: {err}") from None
+
+
 def train_iterative(script_args, training_args, model_args, train_dataset, callbacks) -> int:
     """``grpo-ext train`` with ``iterative: true``: :class:`grpo_ext.iterative.IterativeGRPO` around the recipe."""
     from trl import get_peft_config
@@ -612,15 +659,20 @@ def train_iterative(script_args, training_args, model_args, train_dataset, callb
     held = min(script_args.rm_questions, max(len(train_dataset) // 10, 2))
     questions = train_dataset.shuffle(seed=training_args.seed).select(range(held))
 
+    process = training_args.supervision == "process"
+
     def factory(model, reward_model, output_dir):
         # The same args object: a copy would lose the DeepSpeed ZeRO-3 config that transformers keeps a
         # reference to when the args are built (the copy's forward would see partitioned weights).
         training_args.output_dir = output_dir
-        return GRPOTrainer(model=model, reward_funcs=[reward_model, *named], args=training_args, train_dataset=train_dataset,
+        rewards = {"reward_funcs": named, "process_reward_funcs": [reward_model]} if process else {
+            "reward_funcs": [reward_model, *named]}
+        return GRPOTrainer(model=model, args=training_args, train_dataset=train_dataset,
                            peft_config=get_peft_config(model_args) if isinstance(model, str) else None,
-                           callbacks=callbacks or None)
+                           callbacks=callbacks or None, **rewards)
 
-    rm = load_reward_model(script_args, 1024 + (training_args.max_completion_length or 512))
+    length = 1024 + (training_args.max_completion_length or 512)
+    rm = load_process_reward_model(script_args, length) if process else load_reward_model(script_args, length)
     loop = IterativeGRPO(factory, model_args.model_name_or_path, rm, questions,
                          IterativeConfig(
                              output_dir=training_args.output_dir, iterations=script_args.iterations,
@@ -629,7 +681,9 @@ def train_iterative(script_args, training_args, model_args, train_dataset, callb
                              replay_ratio=script_args.replay_ratio,
                              max_new_tokens=training_args.max_completion_length or 512,
                              temperature=training_args.temperature,
-                             last_number_fallback=script_args.reward_last_number_fallback, seed=training_args.seed))
+                             last_number_fallback=script_args.reward_last_number_fallback, seed=training_args.seed,
+                             supervision=training_args.supervision, prm_rollouts=script_args.prm_rollouts,
+                             prm_labels=script_args.prm_labels, step_separator=training_args.step_separator))
     root = training_args.output_dir
     log = loop.run()
     training_args.output_dir = root
