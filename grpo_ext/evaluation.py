@@ -117,7 +117,10 @@ def _hf_generate(model, tokenizer, texts, add_special, num_samples, do_sample, t
     return outputs
 
 
-def _vllm_generate(model, texts, num_samples, do_sample, temperature, max_new_tokens, seed):
+def _vllm_generate(model, tokenizer, texts, add_special, num_samples, do_sample, temperature, max_new_tokens, seed):
+    """vLLM's completions of ``texts``, given as token ids tokenised as the HF path does them: a chat
+    template's text already holds the BOS, so it is not added twice; greedy (or sampling at
+    ``temperature``) with ``top_p=1``, stopping at the tokenizer's EOS."""
     try:
         from vllm import LLM, SamplingParams
     except ImportError as err:
@@ -125,9 +128,50 @@ def _vllm_generate(model, texts, num_samples, do_sample, temperature, max_new_to
     if not isinstance(model, str):
         raise ValueError("with use_vllm=True, pass the model as a path or Hub id (vLLM loads its own copy)")
     llm = LLM(model=model, seed=seed)
-    params = SamplingParams(n=num_samples, temperature=temperature if do_sample else 0.0, max_tokens=max_new_tokens,
-                            seed=seed)
-    return [[o.text for o in request.outputs] for request in llm.generate(texts, params)]
+    stop = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else None
+    params = SamplingParams(n=num_samples, temperature=temperature if do_sample else 0.0, top_p=1.0,
+                            max_tokens=max_new_tokens, seed=seed, stop_token_ids=stop)
+    ids = tokenizer(list(texts), add_special_tokens=add_special)["input_ids"]
+    requests = llm.generate([{"prompt_token_ids": list(row)} for row in ids], params)
+    return [[o.text for o in request.outputs] for request in requests]
+
+
+def load_for_generation(path: str, device: str = "auto"):
+    """A causal LM from ``path`` on the accelerator: one GPU (``device_map`` on it), several (``"auto"``,
+    spread by accelerate), or the CPU; bf16 where the GPU has it (fp16 otherwise), float32 on the CPU.
+
+    Args:
+        device: ``"auto"`` (the GPUs if there are any), ``"cpu"``, ``"cuda"`` (all GPUs) or ``"cuda:N"``.
+
+    Returns:
+        ``(model, placement)``: the model and a line saying where it runs and in which dtype.
+    """
+    from transformers import AutoModelForCausalLM
+
+    kwargs, where = placement(device)
+    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    return model, where
+
+
+def placement(device: str = "auto") -> tuple[dict, str]:
+    """``from_pretrained`` arguments for ``device`` (see :func:`load_for_generation`) and a description."""
+    if device not in ("auto", "cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if device == "cpu" or (device == "auto" and gpus == 0):
+        return {"dtype": torch.float32}, "cpu, float32"
+    if gpus == 0:
+        raise ValueError(f"device {device!r}: no CUDA GPU is visible (torch.cuda.is_available() is False)")
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    name = "bfloat16" if dtype == torch.bfloat16 else "float16"
+    if device.startswith("cuda:"):
+        index = int(device[5:])
+        if index >= gpus:
+            raise ValueError(f"device {device!r}: only {gpus} GPU(s) are visible")
+        return {"dtype": dtype, "device_map": {"": index}}, f"{device}, {name}"
+    if gpus == 1:
+        return {"dtype": dtype, "device_map": {"": 0}}, f"cuda:0, {name}"
+    return {"dtype": dtype, "device_map": "auto"}, f"{gpus} GPUs (device_map auto), {name}"
 
 
 def generate_completions(model, tokenizer, prompts: Sequence[Any], *, num_samples: int = 1, do_sample: bool = False,
@@ -136,7 +180,8 @@ def generate_completions(model, tokenizer, prompts: Sequence[Any], *, num_sample
     """``num_samples`` completions for each prompt (strings or conversational message lists)."""
     texts, chat = _prompt_texts(tokenizer, prompts)
     if use_vllm:
-        return _vllm_generate(model, texts, num_samples, do_sample, temperature, max_new_tokens, seed)
+        return _vllm_generate(model, tokenizer, texts, not chat, num_samples, do_sample, temperature, max_new_tokens,
+                              seed)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -209,7 +254,7 @@ def summarise(records: list[dict], k: int) -> dict[str, float]:
 
 
 def evaluate(model, tokenizer, dataset, *, benchmark: str | None = None, k: int = 1, num_samples: int | None = None,
-             greedy: bool = True, temperature: float = 0.7, max_new_tokens: int = 512, batch_size: int = 64,
+             greedy: bool = True, temperature: float = 0.7, max_new_tokens: int = 1024, batch_size: int = 32,
              seed: int = 0, use_vllm: bool = False, last_number_fallback: bool = False,
              group_by: Sequence[str] = GROUP_COLUMNS, keep_samples: bool = True) -> dict:
     """Evaluate ``model`` on a dataset with ``prompt`` and ``answer`` columns (:func:`load_math_dataset`).

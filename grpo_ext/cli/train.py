@@ -92,6 +92,12 @@ class ScriptArguments:
     accelerate_config: str | None = field(
         default=None, metadata={"help": "The accelerate config this recipe is meant for (checked by --dry_run)."}
     )
+    num_processes: int | None = field(
+        default=None, metadata={"help": "--dry_run's memory plan: the GPUs to plan for (default: the accelerate config's)."}
+    )
+    gpu_memory_gb: float = field(default=80.0, metadata={"help": "--dry_run's memory plan: the GPU size to check it "
+                                                                 "against, in GB."})
+    max_prompt_tokens: int = field(default=512, metadata={"help": "--dry_run's memory plan: the longest prompt, in tokens."})
     dry_run: bool = field(default=False, metadata={"help": "Validate the recipe without loading weights or data."})
     smoke: bool = field(
         default=False,
@@ -273,7 +279,11 @@ def parse_train_args(argv: list[str], as_on_cpu: bool = False):
         overrides += [x for name, value in CPU_CHECK.items() for x in (f"--{name}", value)]
     if str(recipe.get("smoke", False)).lower() == "true" or _flag_value(overrides, "smoke") == "true":
         overrides += smoke_overrides(recipe, overrides)
-    return _parser().parse_args_and_config(args=["--config", recipe_path, *overrides]), recipe
+    try:
+        parsed = _parser().parse_args_and_config(args=["--config", recipe_path, *overrides])
+    except ValueError as err:  # a config's own check (batch arithmetic, choices): one line, not a traceback
+        raise RecipeError(f"{recipe_path}: {str(err).splitlines()[0]}") from None
+    return parsed, recipe
 
 
 #: What ``--smoke true`` sets: a 2-step CPU run of any recipe.
@@ -295,6 +305,8 @@ def smoke_overrides(recipe: dict, overrides: list[str]) -> list[str]:
     process_reward = _flag_value(overrides, "process_reward") or str(recipe.get("process_reward", ""))
     if process_reward.startswith("prm:") and not os.path.isdir(process_reward[4:]):
         settings["process_reward"] = "step_check"
+    if "generation_batch_size" in recipe:  # a recipe's global generation batch: the smoke run's one batch
+        settings["generation_batch_size"] = settings["per_device_train_batch_size"]
     changed = []
     for name, value in settings.items():
         if _flag_value(overrides, name) is not None:
@@ -458,10 +470,10 @@ def _accelerate_processes(path: str) -> tuple[int, str]:
     cfg = load_config_from_file(path)
     zero = (cfg.deepspeed_config or {}).get("zero_stage")
     kind = f"{cfg.distributed_type}" + (f" ZeRO-{zero}" if zero is not None else "")
-    return int(cfg.num_processes or 1), kind
+    return int(cfg.num_processes or 1), kind, int(zero or 0)
 
 
-def dry_run(script_args: ScriptArguments, training_args, model_args) -> str:
+def dry_run(script_args: ScriptArguments, training_args, model_args, explicit_generation_batch: bool = False) -> str:
     """Check what a recipe names without loading weights or data; return a summary."""
     from ..data import DATASETS
 
@@ -487,9 +499,13 @@ def dry_run(script_args: ScriptArguments, training_args, model_args) -> str:
         raise RecipeError(f"prm_labels {script_args.prm_labels!r}: it must be hard or soft")
     if script_args.iterative and script_args.prm_rollouts < 1:
         raise RecipeError(f"prm_rollouts {script_args.prm_rollouts}: it must be at least 1")
-    processes, kind = (1, "no accelerate config")
+    processes, kind, zero = (1, "no accelerate config", 0)
     if script_args.accelerate_config:
-        processes, kind = _accelerate_processes(script_args.accelerate_config)
+        processes, kind, zero = _accelerate_processes(script_args.accelerate_config)
+    if script_args.num_processes is not None:
+        if script_args.num_processes < 1:
+            raise RecipeError(f"num_processes {script_args.num_processes}: it must be at least 1")
+        processes = script_args.num_processes
     spg = training_args.steps_per_generation
     batch = training_args.per_device_train_batch_size * processes * spg
     g = training_args.num_generations
@@ -511,7 +527,38 @@ def dry_run(script_args: ScriptArguments, training_args, model_args) -> str:
         + f"; zero-variance groups {training_args.zero_variance_groups}"
         + (f"; iterative RL: {script_args.iterations} x {script_args.iteration_steps} steps, reward model "
            f"{script_args.reward_model_name_or_path}, replay {script_args.replay_ratio}" if script_args.iterative else "")
-    )
+    ) + "\n" + memory_plan(script_args, training_args, model_args, processes, zero, explicit_generation_batch)
+
+
+def memory_plan(script_args: ScriptArguments, training_args, model_args, processes: int, zero: int,
+                explicit_generation_batch: bool = False) -> str:
+    """The recipe's memory plan per GPU (:mod:`grpo_ext.memory`), from the model's config only."""
+    from .. import memory
+
+    if script_args.gpu_memory_gb <= 0:
+        raise RecipeError(f"gpu_memory_gb {script_args.gpu_memory_gb}: it must be positive (e.g. 24, 48, 80)")
+    try:
+        shape = memory.load_shape(model_args.model_name_or_path)
+    except ValueError as err:
+        return f"memory plan: not made: {err}"
+    dtype = str(model_args.dtype or "bfloat16")
+    setup = memory.Setup(
+        processes=processes, zero_stage=zero, dtype_bytes=4 if dtype in ("float32", "torch.float32") else 2,
+        peft=bool(model_args.use_peft), lora_r=model_args.lora_r, lora_targets=model_args.lora_target_modules,
+        load_in_4bit=bool(model_args.load_in_4bit), nested_quant=bool(model_args.use_bnb_nested_quant),
+        beta=training_args.beta, micro_batch=training_args.per_device_train_batch_size,
+        prompt_length=script_args.max_prompt_tokens, completion_length=training_args.max_completion_length or 256,
+        gradient_checkpointing=bool(training_args.gradient_checkpointing),
+        # per process: a recipe's own generation_batch_size is global (TRL splits it over the processes);
+        # otherwise TRL generates per_device_train_batch_size x steps_per_generation on each process
+        generation_batch=(training_args.generation_batch_size // processes if explicit_generation_batch
+                          else training_args.per_device_train_batch_size * training_args.steps_per_generation),
+        vllm_colocate=bool(training_args.use_vllm) and training_args.vllm_mode == "colocate",
+        vllm_share=training_args.vllm_gpu_memory_utilization or 0.0)
+    text = memory.describe(shape, setup, script_args.gpu_memory_gb)
+    others = [gb for gb in (24, 48, 80) if gb != script_args.gpu_memory_gb]
+    return text + "\n" + "\n".join(f"  on {gb} GB GPUs: {memory.plan(shape, setup, gb).verdict(gb, setup)}"
+                                    for gb in others)
 
 
 def train(argv: list[str]) -> int:
@@ -519,9 +566,10 @@ def train(argv: list[str]) -> int:
         rest = [a for a in argv if a not in ("--help", "-h")]
         print(resolved_help(rest) if rest and not rest[0].startswith("-") else fields_help())
         return 0
-    (script_args, training_args, model_args), _ = parse_train_args(argv)
+    (script_args, training_args, model_args), recipe = parse_train_args(argv)
     if script_args.dry_run:
-        print(dry_run(script_args, training_args, model_args))
+        explicit = "generation_batch_size" in recipe or any(a.startswith("--generation_batch_size") for a in argv)
+        print(dry_run(script_args, training_args, model_args, explicit_generation_batch=explicit))
         return 0
     check_output_dir(training_args.output_dir)  # before any weights or data load
     _check_paths(script_args)

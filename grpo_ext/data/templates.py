@@ -7,6 +7,9 @@ A template turns a question into TRL's ``prompt`` column:
 - ``"text"``: the same content as a plain string (standard format, no chat template).
 - ``"plain"``: ``"Question: ...\\nAnswer:"`` without instruction, for base models (few-shot free).
 - ``"raw"``: the question unchanged (the synthetic compact tasks of the CPU demo).
+- ``"deepseek"``: DeepSeekMath's own evaluation format as a plain string, whatever the tokenizer's
+  chat template: ``"User: {question}\n{instruction}\n\nAssistant:"`` (no system prompt; the
+  tokenizer adds its BOS), for ``grpo-ext eval --protocol deepseek``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ COT_INSTRUCTION_EN = "Please reason step by step, and put your final answer with
 #: The Chinese counterpart used for Chinese benchmarks (CMATH, MGSM-zh).
 COT_INSTRUCTION_ZH = "请通过逐步推理来解答问题，并把最终答案放置于\\boxed{}中。"
 
-TEMPLATES = ("chat", "text", "plain", "raw")
+TEMPLATES = ("chat", "text", "plain", "raw", "deepseek")
 
 
 def format_prompt(question: str, template: str = "chat", language: str = "en") -> Any:
@@ -36,4 +39,6 @@ def format_prompt(question: str, template: str = "chat", language: str = "en") -
     content = f"{question}\n{instruction}"
     if template == "text":
         return content
+    if template == "deepseek":
+        return f"User: {content}\n\nAssistant:"
     return [{"role": "user", "content": content}]
