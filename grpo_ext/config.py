@@ -71,6 +71,18 @@ class GRPOConfig(_TRLGRPOConfig):
         max_resample_rounds (`int`, *optional*, defaults to `4`):
             Extra generation rounds per batch at most, for ``"resample"``.
 
+    Parameters that make a run explain itself:
+        rollouts (`bool`, *optional*, defaults to `True`):
+            Keep what the model wrote at logged steps in ``output_dir/rollouts.jsonl``
+            (:mod:`grpo_ext.rollouts`: prompt, completion, rewards, advantage, answer, length, truncation).
+        rollouts_steps, rollouts_groups, rollouts_max_chars (`int`, defaults `1`, `8`, `4000`):
+            Every how many logged steps, how many groups, and where a completion is cut.
+        doctor (`bool`, *optional*, defaults to `True`):
+            The run doctor (:mod:`grpo_ext.doctor`): each common GRPO failure said once, with the step,
+            the figures and the fix; logged as ``doctor/*`` and kept in ``output_dir/doctor.json``.
+        doctor_thresholds (`dict`, *optional*):
+            Thresholds of the doctor to change (:class:`grpo_ext.doctor.Thresholds`).
+
     Left unset, ``bf16`` follows the hardware: TRL's ``True`` where an accelerator is available, and on a
     machine without one float32 on the CPU (``bf16=False, use_cpu=True``), so the same code runs on a
     laptop and on a GPU. Other defaults of the inherited fields are TRL's (``loss_type="dapo"``, ``beta=0.0``,
@@ -110,6 +122,22 @@ class GRPOConfig(_TRLGRPOConfig):
         default=4, metadata={"help": "Extra generation rounds per batch at most, for zero_variance_groups='resample'."}
     )
 
+    rollouts: bool = field(
+        default=True, metadata={"help": "Keep what the model wrote at logged steps in output_dir/rollouts.jsonl "
+                                        "(grpo_ext.rollouts): prompt, completion, rewards, advantage, answer, length."})
+    rollouts_steps: int = field(default=1, metadata={"help": "Rollouts: every this many logged steps."})
+    rollouts_groups: int = field(default=8, metadata={"help": "Rollouts: groups of the batch kept per logged step."})
+    rollouts_max_chars: int = field(default=4000, metadata={"help": "Rollouts: a completion is cut at this many "
+                                                                     "characters."})
+    doctor: bool = field(
+        default=True, metadata={"help": "The run doctor (grpo_ext.doctor): says once, with the step, the figures and "
+                                        "the fix, when a common GRPO failure shows (truncation, flat groups, KL or "
+                                        "gradient blow-up, repetition, ...); logged as doctor/* and kept in "
+                                        "output_dir/doctor.json."})
+    doctor_thresholds: dict | str | None = field(
+        default=None, metadata={"help": "The doctor's thresholds to change, as a dict or JSON "
+                                        "(grpo_ext.doctor.Thresholds; e.g. {\"clipped_ratio\": 0.6})."})
+
     def __post_init__(self):
         # Checked before TRL's own __post_init__ so the user sees what is wrong in our terms, at config
         # time, rather than deep inside training.
@@ -131,6 +159,15 @@ class GRPOConfig(_TRLGRPOConfig):
             )
         if self.zero_variance_groups not in ("keep", "skip", "resample"):
             raise ValueError(f"zero_variance_groups must be 'keep', 'skip' or 'resample', got {self.zero_variance_groups!r}.")
+        if self.rollouts_steps < 1 or self.rollouts_groups < 1 or self.rollouts_max_chars < 1:
+            raise ValueError("rollouts_steps, rollouts_groups and rollouts_max_chars must be at least 1.")
+        if isinstance(self.doctor_thresholds, str) and self.doctor_thresholds.strip():
+            import json
+
+            try:
+                self.doctor_thresholds = json.loads(self.doctor_thresholds)
+            except ValueError as err:
+                raise ValueError(f"doctor_thresholds must be a dict or its JSON, got {self.doctor_thresholds!r}") from err
         if self.max_resample_rounds < 0:
             raise ValueError(f"max_resample_rounds ({self.max_resample_rounds}) must be >= 0.")
         if self.zero_variance_groups != "keep" and self.multi_objective_aggregation == "normalize_then_sum":

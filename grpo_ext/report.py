@@ -167,17 +167,18 @@ def plot_reward_curve(log_history: Sequence[dict], path: str, keys: Sequence[str
     return path
 
 
-def plot_report(runs: dict[str, Sequence[dict]], path: str) -> str:
-    """One PNG page with a panel per entry of :data:`PANELS`, each run's curves overlaid."""
+def plot_report(runs: dict[str, Sequence[dict]], path: str, findings: Sequence[dict] = ()) -> str:
+    """One PNG page with a panel per entry of :data:`PANELS`, each run's curves overlaid, and the doctor's
+    findings as dashed lines at their steps."""
     import matplotlib.pyplot as plt
 
-    fig = report_figure(runs)
+    fig = report_figure(runs, findings)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
 
-def report_figure(runs: dict[str, Sequence[dict]]):
+def report_figure(runs: dict[str, Sequence[dict]], findings: Sequence[dict] = ()):
     """The matplotlib figure of :func:`plot_report` (one axes per panel, titled as in :data:`PANELS`)."""
     import matplotlib
 
@@ -196,6 +197,13 @@ def report_figure(runs: dict[str, Sequence[dict]]):
                     ax.plot(steps, values, styles[r % len(styles)], label=label, linewidth=1.2,
                             marker="o" if len(steps) < 15 else None, markersize=3)
                     drawn += 1
+        by_step: dict[int, list[str]] = {}
+        for finding in findings:  # the doctor's findings on the timeline (of the panels that show data)
+            by_step.setdefault(int(finding["step"]), []).append(finding["name"])
+        for step, names in by_step.items() if drawn else ():
+            ax.axvline(step, color="tab:red", linestyle="--", linewidth=0.8, alpha=0.7)
+            ax.annotate(", ".join(names), (step, 0.98), xycoords=("data", "axes fraction"), fontsize=6,
+                        color="tab:red", rotation=90, va="top", ha="right")
         ax.set_title(title)
         ax.set_xlabel("optimizer step")
         ax.set_ylabel(ylabel)
@@ -233,23 +241,189 @@ def summary_markdown(runs: dict[str, tuple[Sequence[dict], dict]]) -> str:
     return "\n".join(lines)
 
 
-def make_report(run_dirs: Sequence[str], output: str | None = None) -> dict[str, str]:
-    """Write ``<output>.png`` (curves) and ``<output>.md`` (summary) for one run or a comparison of two.
+def _read_findings(run_dir: str) -> list[dict]:
+    path = os.path.join(run_dir, "doctor.json")
+    if not os.path.isfile(path):
+        return []
+    try:
+        with open(path, encoding="utf-8") as f:
+            return list(json.load(f).get("findings", []))
+    except (ValueError, OSError):
+        return []
 
-    ``output`` defaults to ``RUN_DIR/report``.
+
+def make_report(run_dirs: Sequence[str], output: str | None = None,
+                findings: dict[str, Sequence[dict]] | None = None) -> dict[str, str]:
+    """Write ``<output>.png`` (curves), ``<output>.md`` (summary) and ``<output>.html`` (a self-contained page:
+    summary, curves, the doctor's findings, a rollouts browser) for one run or a comparison of two.
+
+    ``output`` defaults to ``RUN_DIR/report``; ``findings`` (run folder -> the doctor's findings as dicts)
+    default to each run's ``doctor.json``.
     """
     if not 1 <= len(run_dirs) <= 2:
         raise ValueError(f"give one run directory, or two to compare; got {len(run_dirs)}")
     if len(run_dirs) == 2 and os.path.realpath(run_dirs[0]) == os.path.realpath(run_dirs[1]):
         raise ValueError(f"{run_dirs[0]!r} was given twice: give two different runs to compare, or one")
-    runs = {}
+    runs, folders = {}, {}
     for d in run_dirs:
         name = os.path.basename(os.path.normpath(d))
-        runs[name if name not in runs else d] = load_log_history(d)
+        name = name if name not in runs else d
+        runs[name] = load_log_history(d)
+        folders[name] = d
     output = output or os.path.join(run_dirs[0], "report")
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    png = plot_report({k: v[0] for k, v in runs.items()}, output + ".png")
+    found = {name: list((findings or {}).get(d) or _read_findings(d)) for name, d in folders.items()}
+    first = next(iter(found.values()))
+    png = plot_report({k: v[0] for k, v in runs.items()}, output + ".png", first if len(runs) == 1 else ())
     md = output + ".md"
+    summary = summary_markdown(runs)
     with open(md, "w", encoding="utf-8") as f:
-        f.write(summary_markdown(runs))
-    return {"png": png, "markdown": md}
+        f.write(summary)
+    html = output + ".html"
+    from .rollouts import read_rollouts
+
+    rollouts = {name: read_rollouts(d, limit=MAX_PAGE_ROLLOUTS) for name, d in folders.items()}
+    with open(html, "w", encoding="utf-8") as f:
+        f.write(html_page(list(runs), summary, png, found, rollouts))
+    return {"png": png, "markdown": md, "html": html}
+
+
+#: Rollouts embedded in the page at most (the last ones of each run).
+MAX_PAGE_ROLLOUTS = 2000
+
+
+def _markdown_tables_to_html(text: str) -> str:
+    """The summary's headings and tables as HTML (the only markdown it holds)."""
+    import html
+
+    out, table = [], []
+
+    def flush():
+        if table:
+            rows = [r for r in table if not set(r.replace("|", "").strip()) <= set("-: ")]
+            cells = [[html.escape(c.strip()) for c in r.strip().strip("|").split("|")] for r in rows]
+            out.append("<table><thead><tr>" + "".join(f"<th>{c}</th>" for c in cells[0]) + "</tr></thead><tbody>"
+                       + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in cells[1:])
+                       + "</tbody></table>")
+            table.clear()
+
+    for line in text.splitlines():
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        flush()
+        if line.startswith("## "):
+            out.append(f"<h3>{html.escape(line[3:])}</h3>")
+        elif line.strip():
+            out.append(f"<p>{html.escape(line)}</p>")
+    flush()
+    return "\n".join(out)
+
+
+def html_page(runs: Sequence[str], summary: str, png_path: str, findings: dict[str, Sequence[dict]],
+              rollouts: dict[str, Sequence[dict]]) -> str:
+    """The report as one self-contained HTML file: nothing is loaded from the network when it is opened."""
+    import base64
+    import html
+
+    with open(png_path, "rb") as f:
+        png = base64.b64encode(f.read()).decode("ascii")
+    data = json.dumps({"findings": findings, "rollouts": rollouts}, ensure_ascii=False).replace("</", "<\\/")
+    title = "grpo-ext run report: " + " vs ".join(runs)
+    return _PAGE.format(title=html.escape(title), summary=_markdown_tables_to_html(summary), png=png, data=data)
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1200px; color: #222; }}
+table {{ border-collapse: collapse; margin: .5em 0 1em; font-size: 13px; }}
+td, th {{ border: 1px solid #ccc; padding: 2px 8px; text-align: left; }}
+img {{ max-width: 100%; }}
+.finding {{ background: #fff3f0; border-left: 4px solid #d33; padding: .4em .8em; margin: .4em 0; }}
+.finding b {{ color: #b00; }}
+#controls label {{ margin-right: 1em; font-size: 14px; }}
+.rollout {{ border: 1px solid #ddd; border-radius: 6px; padding: .5em .8em; margin: .6em 0; }}
+.rollout .meta {{ font-size: 12px; color: #555; }}
+.rollout pre {{ white-space: pre-wrap; margin: .3em 0; font-size: 13px; }}
+.badge {{ display: inline-block; border-radius: 4px; padding: 0 5px; margin-left: 4px; font-size: 11px; }}
+.good {{ background: #dff5df; }} .bad {{ background: #fde2e2; }} .cut {{ background: #fff1c2; }}
+mark {{ background: #ffe066; }}
+.step {{ display: block; }}
+</style></head>
+<body>
+<h1>{title}</h1>
+<section id="summary"><h2>Summary</h2>{summary}</section>
+<section id="curves"><h2>Curves</h2><img alt="training curves" src="data:image/png;base64,{png}"></section>
+<section id="doctor"><h2>Doctor</h2><div id="findings"></div></section>
+<section id="rollouts"><h2>Rollouts</h2>
+<div id="controls">
+<label>run <select id="run"></select></label>
+<label>step <select id="step"></select></label>
+<label>answer form <select id="form"></select></label>
+<label>order <select id="order"><option value="group">by group</option><option value="reward-desc">reward, high first</option>
+<option value="reward-asc">reward, low first</option><option value="advantage-desc">advantage, high first</option></select></label>
+</div>
+<p id="count"></p><div id="list"></div></section>
+<script id="data" type="application/json">{data}</script>
+<script>
+(function () {{
+  const data = JSON.parse(document.getElementById("data").textContent);
+  const esc = (s) => String(s == null ? "" : s).replace(/[&<>"]/g, (c) => ({{"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}})[c]);
+  const num = (x) => (x == null ? "-" : Number(x).toFixed(3));
+  const el = (id) => document.getElementById(id);
+  const findings = el("findings");
+  const all = [];
+  for (const [run, list] of Object.entries(data.findings)) for (const f of list) all.push([run, f]);
+  findings.innerHTML = all.length ? all.map(([run, f]) => `<div class="finding" data-name="${{esc(f.name)}}"><b>${{esc(f.name)}}</b>
+    at step ${{f.step}} (${{esc(run)}}): ${{esc(f.message)}}<br>Fix: ${{esc(f.fix)}}</div>`).join("")
+    : "<p>No finding: none of the doctor's checks fired.</p>";
+  const runs = Object.keys(data.rollouts);
+  el("run").innerHTML = runs.map((r) => `<option>${{esc(r)}}</option>`).join("");
+  function highlight(text, answer) {{
+    const t = esc(text);
+    if (!answer) return t;
+    const a = esc(answer), at = t.lastIndexOf(a);
+    return at < 0 ? t : t.slice(0, at) + "<mark>" + a + "</mark>" + t.slice(at + a.length);
+  }}
+  function body(r) {{
+    if (r.steps && r.step_rewards && r.steps.length === r.step_rewards.length) {{
+      return r.steps.map((s, i) => {{
+        const v = r.step_rewards[i];
+        return `<span class="step">${{highlight(s, i === r.steps.length - 1 ? r.answer : null)}}<span class="badge ${{v > 0.5 ? "good" : "bad"}}">step reward ${{num(v)}}</span></span>`;
+      }}).join("");
+    }}
+    return highlight(r.completion, r.answer);
+  }}
+  function fill() {{
+    const rows = data.rollouts[el("run").value] || [];
+    const steps = [...new Set(rows.map((r) => r.step))].sort((a, b) => a - b);
+    const forms = [...new Set(rows.map((r) => r.answer_form || "none"))].sort();
+    el("step").innerHTML = steps.map((s) => `<option value="${{s}}">${{s}}</option>`).join("");
+    el("step").value = steps.length ? String(steps[steps.length - 1]) : "";
+    el("form").innerHTML = `<option value="">all</option>` + forms.map((f) => `<option>${{esc(f)}}</option>`).join("");
+    render();
+  }}
+  function render() {{
+    let rows = (data.rollouts[el("run").value] || []).filter((r) => String(r.step) === el("step").value);
+    const form = el("form").value;
+    if (form) rows = rows.filter((r) => (r.answer_form || "none") === form);
+    const order = el("order").value;
+    if (order === "reward-desc") rows.sort((a, b) => b.reward - a.reward);
+    if (order === "reward-asc") rows.sort((a, b) => a.reward - b.reward);
+    if (order === "advantage-desc") rows.sort((a, b) => (b.advantage || 0) - (a.advantage || 0));
+    el("count").textContent = `${{rows.length}} rollouts at step ${{el("step").value}}`;
+    el("list").innerHTML = rows.map((r) => `<div class="rollout">
+      <div class="meta">group ${{r.group}} · reward ${{num(r.reward)}} · advantage ${{num(r.advantage)}} · ${{r.length}} tokens
+      · answer <code>${{esc(r.answer)}}</code> (${{esc(r.answer_form || "none")}})
+      ${{r.correct == null ? "" : `<span class="badge ${{r.correct > 0.5 ? "good" : "bad"}}">${{r.correct > 0.5 ? "right" : "wrong"}}</span>`}}
+      ${{r.truncated ? `<span class="badge cut">truncated</span>` : ""}}</div>
+      <pre class="prompt">${{esc(r.prompt)}}</pre><pre class="completion">${{body(r)}}</pre></div>`).join("");
+  }}
+  el("run").addEventListener("change", fill);
+  for (const id of ["step", "form", "order"]) el(id).addEventListener("change", render);
+  if (runs.length) fill(); else el("count").textContent = "No rollouts were kept for this run (rollouts: false, or none logged yet).";
+}})();
+</script>
+</body></html>
+"""

@@ -13,12 +13,28 @@ import random
 from typing import Any
 
 import torch
+from transformers import TrainerCallback
 import trl
 
 from .advantages import flat_step_groups, outcome_advantages, process_advantages, zero_variance_mask
 from .batching import check_text_only, concat_rows, num_rows, pad_rows, pick_informative_groups, select_rows, trim_padding
 from .config import GRPOConfig
 from .losses import aggregate_token_loss, importance_weights, kl_loss_term, zero_variance_kl_scale
+
+
+class _RolloutCallback(TrainerCallback):
+    """Writes the rollouts at logged steps; a resumed run first drops the rows of steps after its checkpoint."""
+
+    def __init__(self, writer):
+        self.writer = writer
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            self.writer.start(state.global_step)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and logs and "loss" in logs:
+            self.writer.write(state.global_step)
 
 
 def _start_verifier(reward_funcs, args) -> None:
@@ -93,6 +109,20 @@ class GRPOTrainer(trl.GRPOTrainer):
 
         if not any(isinstance(cb, WallClock) for cb in self.callback_handler.callbacks):
             self.add_callback(WallClock())  # wall time over resumed segments, for grpo-ext report
+        self._rollouts = None
+        if getattr(self.args, "rollouts", False):
+            from .rollouts import RolloutWriter
+
+            self._rollouts = RolloutWriter(self.args.output_dir, groups=self.args.rollouts_groups,
+                                           max_chars=self.args.rollouts_max_chars, every=self.args.rollouts_steps)
+            self.add_callback(_RolloutCallback(self._rollouts))
+        if getattr(self.args, "doctor", False):
+            from .doctor import Doctor, DoctorCallback, Thresholds
+
+            weights = dict(zip(self.reward_func_names, self.reward_weights.tolist()))
+            doctor = Doctor(Thresholds.from_settings(self.args.doctor_thresholds),
+                            max_completion_length=self.args.max_completion_length, reward_weights=weights)
+            self.add_callback(DoctorCallback(doctor, self._rollouts))
         for callback in self.callback_handler.callbacks:  # e.g. grpo_ext.callbacks.MathEvalCallback
             if callable(getattr(callback, "bind", None)):
                 callback.bind(self)  # this trainer's policy, also when an earlier trainer held the callback
@@ -160,6 +190,8 @@ class GRPOTrainer(trl.GRPOTrainer):
             all_advantages = self.accelerator.gather(output["advantages"])
             self._zero_variance = None  # batch-centred advantages: no group can be dropped (config refuses it)
 
+        if mode == "train" and self._rollouts is not None:
+            self._collect_rollouts(output, rewards_per_func, all_advantages, group_size)
         self._metrics[mode]["advantages/mean"].append(all_advantages.mean().item())
         self._metrics[mode]["advantages/std"].append(all_advantages.std().item() if all_advantages.numel() > 1 else 0.0)
         self._metrics[mode]["advantages/frac_zero"].append((all_advantages == 0).float().mean().item())
@@ -170,9 +202,32 @@ class GRPOTrainer(trl.GRPOTrainer):
             outcome, process = all_advantages.tolist(), all_process.tolist()  # one conversion, not one per step
             self._logs["extra"]["step_advantages"].extend(
                 " ".join(f"{outcome[i] + process[i][e]:.2f}" for e in ends) for i, ends in enumerate(all_ends))
+            if self._rollouts is not None and self._rollouts.pending and mode == "train":
+                self._rollouts.pending["step_rewards"] = self._step_rewards
             if self._zero_variance is not None:  # a group is flat only if its step rewards are flat too
                 self._zero_variance &= flat_step_groups(self._step_rewards, group_size).to(self._zero_variance.device)
         return output
+
+    def _collect_rollouts(self, output, rewards_per_func, all_advantages, group_size: int) -> None:
+        """Keep the batch just scored for rollouts.jsonl (written at the next logged step, on the main process)."""
+        ids, mask = output["completion_ids"], output["completion_mask"]
+        lengths = mask.sum(1)
+        eos = getattr(self.processing_class, "eos_token_id", None)
+        last = ids.gather(1, (lengths - 1).clamp(min=0).unsqueeze(1)).squeeze(1)
+        cut = (lengths >= self.args.max_completion_length) & (last != eos if eos is not None else True)
+        lengths, cut = self.accelerator.gather(lengths), self.accelerator.gather(cut.long())  # every process takes part
+        if not self.accelerator.is_main_process:
+            return
+        total = len(all_advantages)
+        from .rewards._common import completion_text
+
+        self._rollouts.collect(
+            prompts=list(self._logs["prompt"])[-total:], completions=[completion_text(c) for c in
+                                                                       list(self._logs["completion"])[-total:]],
+            rewards={name: rewards_per_func[:, i].tolist() for i, name in enumerate(self.reward_func_names)},
+            weights=dict(zip(self.reward_func_names, self.reward_weights.tolist())),
+            advantages=all_advantages.tolist(), lengths=lengths.tolist(), truncated=[bool(c) for c in cut.tolist()],
+            group_size=group_size, separator=self.args.step_separator, step_rewards=None)
 
     def _process_token_advantages(self, inputs, output, group_size: int, mode: str):
         """Process advantages: ``(B_local, T)`` of this process, ``(B_total, T')`` of all, and all step ends.

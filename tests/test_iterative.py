@@ -19,26 +19,6 @@ GROUP = 4  # completions per prompt in these tests
 QUESTIONS = Dataset.from_list([{"prompt": f"{a}+{b}=", "answer": str(a + b)} for a in range(10) for b in range(10)])
 
 
-@pytest.fixture(scope="module")
-def warm_policy_dir(tmp_path_factory, tiny_tokenizer):
-    """The tiny model after a short supervised warm-up on 1-digit addition: its samples are right and wrong."""
-    from trl import SFTConfig, SFTTrainer
-
-    from grpo_ext.tiny import build_tiny_model
-
-    path = str(tmp_path_factory.mktemp("warm-policy"))
-    rows = [{"prompt": r["prompt"], "completion": r["answer"]} for r in QUESTIONS]
-    args = SFTConfig(output_dir=path + "/run", max_steps=120, per_device_train_batch_size=50, learning_rate=2e-3,
-                     lr_scheduler_type="constant", bf16=False, use_cpu=True, report_to="none", save_strategy="no",
-                     disable_tqdm=True, gradient_checkpointing=False, logging_steps=1000, seed=0)
-    trainer = SFTTrainer(model=build_tiny_model(tiny_tokenizer, seed=0), args=args,
-                         train_dataset=Dataset.from_list(rows), processing_class=tiny_tokenizer)
-    trainer.train()
-    trainer.model.save_pretrained(path)
-    tiny_tokenizer.save_pretrained(path)
-    return path
-
-
 def make_factory(tokenizer, bomb_at=None, **overrides):
     """A policy-trainer factory; ``bomb_at=(iteration_dir_name, step)`` interrupts that iteration's training."""
 

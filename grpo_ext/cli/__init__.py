@@ -4,7 +4,8 @@
     accelerate launch --config_file recipes/accelerate_configs/zero3.yaml -m grpo_ext.cli train RECIPE.yaml
     grpo-ext eval --model PATH --datasets gsm8k,cmath [--dataset_path gsm8k=FILE] [--k 4]
     grpo-ext demo [--output_dir grpo-ext-demo] [--seed 0]
-    grpo-ext report RUN_DIR [OTHER_RUN_DIR]
+    grpo-ext report RUN_DIR [OTHER_RUN_DIR]           (also writes RUN_DIR/report.html)
+    grpo-ext doctor RUN_DIR                           (exit 1 when it finds something)
     grpo-ext tiny-model DIR [--tokenizer deepseek|char]
 
 Every flag is accepted dashed or underscored (--output-dir, --output_dir). --verbose, with any
@@ -20,7 +21,8 @@ from ._common import RecipeError, quiet_third_party
 from ._threads import share_the_cpu
 
 #: command -> module of this package; only the chosen one is imported (torch and TRL load lazily).
-COMMANDS = {"train": "train", "eval": "eval", "demo": "demo", "report": "report", "tiny-model": "tiny_model"}
+COMMANDS = {"train": "train", "eval": "eval", "demo": "demo", "report": "report", "doctor": "doctor",
+            "tiny-model": "tiny_model"}
 
 
 def underscore_flags(argv: list[str]) -> list[str]:

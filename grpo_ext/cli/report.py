@@ -21,7 +21,7 @@ def report_command(argv: list[str]) -> int:
     except (FileNotFoundError, ValueError) as err:
         raise RecipeError(str(err)) from err
     print(open(paths["markdown"], encoding="utf-8").read())
-    print(f"wrote {paths['png']} and {paths['markdown']}")
+    print(f"wrote {paths['png']}, {paths['markdown']} and {paths['html']} (open it in a browser: it needs no network)")
     return 0
 
 
