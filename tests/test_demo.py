@@ -28,6 +28,13 @@ def small(tmp_path, name="demo", **overrides) -> DemoConfig:
     return DemoConfig(output_dir=str(tmp_path / name), progress=False, **{**SMALL, **overrides})
 
 
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """One small demo run from start to end, shared by the tests that compare with it (results, folder)."""
+    folder = tmp_path_factory.mktemp("straight-demo")
+    return run_demo(small(folder, "straight")), folder / "straight"
+
+
 def cli(*args, timeout=300):
     return subprocess.run([sys.executable, "-m", "grpo_ext.cli", "demo", *args], capture_output=True, text=True,
                           env=ENV, cwd=str(ROOT), timeout=timeout)
@@ -81,8 +88,8 @@ def test_demo_shows_its_stages_without_library_noise(tmp_path):
         assert noise not in text, noise
 
 
-def test_results_have_majority_and_pass_at_k_before_and_after(tmp_path):
-    results = run_demo(small(tmp_path))
+def test_results_have_majority_and_pass_at_k_before_and_after(straight):
+    results, folder = straight
     sampled = results["sampled"]
     assert sampled["k"] == 4 and sampled["temperature"] == 0.7
     for side in ("in_domain", "out_of_domain"):
@@ -91,13 +98,13 @@ def test_results_have_majority_and_pass_at_k_before_and_after(tmp_path):
         for when in ("before", "after"):  # pass@k counts any right sample: never below the majority's answer
             assert sampled[side]["pass@4"][when] >= sampled[side]["maj@4"][when]
     assert "| english (in domain) | maj@4 |" in results["table"] and "| chinese (out of domain) | pass@4 |" in results["table"]
-    saved = json.loads((tmp_path / "demo" / "results.json").read_text())
+    saved = json.loads((folder / "results.json").read_text())
     assert saved["sampled"] == sampled and saved["table"] == results["table"]
 
 
-def test_the_same_seed_gives_the_same_numbers_twice_in_a_row(tmp_path):
-    cfg = small(tmp_path)
-    first = run_demo(cfg)
+def test_the_same_seed_gives_the_same_numbers_twice_in_a_row(straight):
+    first, folder = straight
+    cfg = small(folder.parent, folder.name)
     again = run_demo(cfg)  # a finished run is redone from the start, not read back
     assert again["segments"] == 1
     for key in ("in_domain", "out_of_domain", "sampled"):
@@ -124,8 +131,9 @@ def _interrupt_at(monkeypatch, stage: str, step: int):
 
 
 @pytest.mark.parametrize("stage, step", [("warm-up", 7), ("GRPO", 2)])
-def test_interrupted_stage_resumes_to_the_straight_runs_result(tmp_path, monkeypatch, stage, step):
-    straight = run_demo(small(tmp_path, "straight"))
+def test_interrupted_stage_resumes_to_the_straight_runs_result(straight, tmp_path, monkeypatch, stage, step):
+    found = signal.getsignal(signal.SIGINT)  # Python's default, or SIG_IGN in a background shell (nohup, a scheduler)
+    straight, straight_folder = straight
     _interrupt_at(monkeypatch, stage, step)
     cfg = small(tmp_path, "interrupted")
     with pytest.raises(DemoInterrupted) as stopped:
@@ -133,7 +141,7 @@ def test_interrupted_stage_resumes_to_the_straight_runs_result(tmp_path, monkeyp
     assert (stopped.value.stage, stopped.value.step) == (stage, step)
     folder = "warmup" if stage == "warm-up" else "grpo"
     assert (tmp_path / "interrupted" / folder / f"checkpoint-{step}" / "trainer_state.json").exists()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    assert signal.getsignal(signal.SIGINT) is found  # the handler it found is put back
 
     resumed = run_demo(cfg)
     assert resumed["segments"] == 2
@@ -141,7 +149,7 @@ def test_interrupted_stage_resumes_to_the_straight_runs_result(tmp_path, monkeyp
     assert find_trainer_state(cfg.output_dir) == os.path.join(cfg.output_dir, "grpo", "trainer_state.json")
     for key in ("in_domain", "out_of_domain", "sampled"):
         assert resumed[key] == straight[key], key
-    a = load_file(tmp_path / "straight" / "model" / "model.safetensors")
+    a = load_file(straight_folder / "model" / "model.safetensors")
     b = load_file(tmp_path / "interrupted" / "model" / "model.safetensors")
     for name in a:
         torch.testing.assert_close(a[name], b[name], msg=name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import sys
 
 from ._common import OneLineParser, RecipeError, _flag
@@ -40,6 +41,8 @@ def demo_command(argv: list[str], verbose: bool = False) -> int:
         raise RecipeError(str(err)) from None
     if not verbose:
         _quiet_libraries()
+    if quiet:  # the final table only: the run doctor's findings still go to each stage's doctor.json
+        logging.getLogger("grpo_ext.doctor").setLevel(logging.ERROR)
     return _run(cfg)
 
 
