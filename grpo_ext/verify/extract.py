@@ -378,7 +378,8 @@ def number_in_expression(text: str, answer: str) -> bool:
 def last_number(text: str) -> str | None:
     """The last number of ``text``, or None when there is none or it is part of a larger expression."""
     offset = max(0, len(text) - TAIL_CHARS)
-    tail = text[offset:].translate(_FULL_WIDTH)
+    # LaTeX thousands separators (10,\!080 and 10{,}080) are a comma: the number is 10080, not 080
+    tail = text[offset:].translate(_FULL_WIDTH).replace(",\\!", ",").replace("{,}", ",")
     last = None
     for last in _LAST_NUMBER_RE.finditer(tail):
         pass
