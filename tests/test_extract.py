@@ -77,3 +77,10 @@ def test_fallback_reports_its_form():
 @pytest.mark.parametrize("text", ["", None, 12])
 def test_non_text_gives_none(text):
     assert extract_answer(text) is None
+
+
+@pytest.mark.parametrize("separator", [",\\!", "{,}"])
+def test_the_last_number_reads_latex_thousands_separators(separator):
+    from grpo_ext.verify.extract import last_number
+
+    assert last_number(f"so there are 10{separator}080 ways") == f"10,080"
