@@ -168,6 +168,10 @@ class GRPOConfig(_TRLGRPOConfig):
                 self.doctor_thresholds = json.loads(self.doctor_thresholds)
             except ValueError as err:
                 raise ValueError(f"doctor_thresholds must be a dict or its JSON, got {self.doctor_thresholds!r}") from err
+        if self.doctor_thresholds:
+            from .doctor import Thresholds
+
+            Thresholds.from_settings(self.doctor_thresholds)  # unknown names and bad values, before any model loads
         if self.max_resample_rounds < 0:
             raise ValueError(f"max_resample_rounds ({self.max_resample_rounds}) must be >= 0.")
         if self.zero_variance_groups != "keep" and self.multi_objective_aggregation == "normalize_then_sum":

@@ -57,6 +57,7 @@ class Thresholds:
     kl_floor: float = 0.1
     grad_norm: float = 100.0
     grad_norm_growth: float = 20.0
+    grad_norm_floor: float = 1.0  #: the growth rule only above this norm (early GRPO steps can be near 0)
     repetition_share: float = 0.5
     distinct_4grams: float = 0.3
     length_growth: float = 3.0
@@ -69,11 +70,18 @@ class Thresholds:
             return cls()
         if isinstance(settings, str):
             settings = json.loads(settings) if settings.strip() else {}
+        if not isinstance(settings, dict):
+            raise ValueError(f"doctor thresholds must be a mapping of name to number, got {settings!r}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(settings) - known)
         if unknown:
             raise ValueError(f"unknown doctor threshold(s) {unknown}; known: {sorted(known)}")
-        return cls(**settings)
+        for name, value in settings.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"doctor threshold {name} must be a positive number, got {value!r}")
+            if name == "window" and (not float(value).is_integer() or value < 1):
+                raise ValueError(f"doctor threshold window must be a whole number of logged steps >= 1, got {value!r}")
+        return cls(**{k: int(v) if k == "window" else float(v) for k, v in settings.items()})
 
 
 @dataclass
@@ -82,9 +90,11 @@ class Finding:
     step: int
     message: str  #: what is happening and the figures that show it
     fix: str  #: the change to make
+    recovered: int | None = None  #: the step from which a lasting condition no longer held (``window`` steps)
 
     def line(self) -> str:
-        return f"[doctor] step {self.step}: {self.message} Fix: {self.fix}"
+        after = f" (recovered from step {self.recovered})" if self.recovered is not None else ""
+        return f"[doctor] step {self.step}{after}: {self.message} Fix: {self.fix}"
 
 
 def _series(rows: list[dict], key: str) -> list[tuple[int, float]]:
@@ -142,7 +152,34 @@ class Doctor:
             if finding is not None and finding.name not in self.findings:
                 self.findings[finding.name] = finding
                 new.append(finding)
+        self._mark_recoveries(rows)
         return new
+
+    def _lasting(self, rows) -> dict[str, tuple[str, object]]:
+        """The lasting conditions: finding -> (the logged series, the test that holds while it lasts)."""
+        out = {"truncated": ("completions/clipped_ratio", lambda v: v >= self.t.clipped_ratio),
+               "no_answer": ("verify/no_answer", lambda v: v >= self.t.no_answer),
+               "flat_groups": ("frac_reward_zero_std", lambda v: v >= self.t.flat_groups)}
+        key = _accuracy_key(rows)
+        if key is not None:
+            out["accuracy_zero"] = (key, lambda v: v == 0.0)
+        return out
+
+    def _mark_recoveries(self, rows) -> None:
+        """A lasting finding whose condition then failed for ``window`` logged steps in a row is marked
+        recovered from the first of them (a run that starts flat and then learns is not a failing run)."""
+        for name, (key, test) in self._lasting(rows).items():
+            finding = self.findings.get(name)
+            if finding is None or finding.recovered is not None:
+                continue
+            after = [(step, v) for step, v in _series(rows, key) if step > finding.step]
+            hit = _persistent(after, lambda v: not test(v), self.t.window)
+            if hit is not None:
+                finding.recovered = hit[0]
+
+    def active(self) -> list[Finding]:
+        """The findings that have not recovered, by step."""
+        return sorted((f for f in self.findings.values() if f.recovered is None), key=lambda f: f.step)
 
     # ----- the checks ---------------------------------------------------------------------------
     def _truncated(self, rows, rollouts):
@@ -217,7 +254,7 @@ class Doctor:
             return None
         first = next((v for _, v in series if v > 0 and math.isfinite(v)), None)
         for step, value in series:
-            grown = first is not None and value >= self.t.grad_norm_growth * first
+            grown = first is not None and value >= self.t.grad_norm_growth * first and value >= self.t.grad_norm_floor
             if not math.isfinite(value) or value >= self.t.grad_norm or grown:
                 return Finding("grad_norm_blowup", step,
                                f"the gradient norm is {value:.3g} (first logged {first if first is not None else 0:.3g}).",
@@ -302,46 +339,68 @@ class DoctorCallback(TrainerCallback):
     def __init__(self, doctor: Doctor, rollouts=None):
         self.doctor, self.rollouts = doctor, rollouts
 
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.global_step > 0:  # resumed: what the earlier segment found stays found (its rollouts are gone)
+            for f in load_findings(args.output_dir):
+                self.doctor.findings.setdefault(f.name, f)
+        return control
+
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero:
             return control
         recent = self.rollouts.recent() if self.rollouts is not None else []
         for finding in self.doctor.check(state.log_history, recent):
             logger.warning(finding.line())
+            if logs is not None:  # the reporting callbacks come after this one (GRPOTrainer puts it first)
+                logs[f"doctor/{finding.name}"] = float(finding.step)
             if state.log_history:
                 state.log_history[-1][f"doctor/{finding.name}"] = float(finding.step)
         self.doctor.save(args.output_dir)
         return control
 
 
+def load_findings(folder: str) -> list[Finding]:
+    """The findings kept in ``folder/doctor.json`` (none when it is missing or unreadable)."""
+    path = os.path.join(folder, FINDINGS_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            saved = json.load(f)
+        return [Finding(**{k: v for k, v in x.items() if k in {f.name for f in fields(Finding)}})
+                for x in saved.get("findings", [])]
+    except (OSError, ValueError, TypeError, AttributeError):
+        return []
+
+
 def diagnose(run_dir: str, thresholds: Thresholds | None = None) -> list[Finding]:
-    """The doctor on a finished or crashed run's folder: its newest ``trainer_state.json`` and its rollouts;
-    for a run that saved no state (killed before any checkpoint), what the doctor kept in ``doctor.json``
-    during training, and the checks of its rollouts."""
-    from .report import find_trainer_state, load_log_history
+    """The doctor on a finished or crashed run's folder: the checks of its newest ``trainer_state.json`` and
+    its rollouts, with what the doctor kept in ``doctor.json`` while the run was alive (a crash after the
+    last checkpoint, or a run killed before any, loses no finding); lasting ones are marked recovered."""
+    from .report import load_log_history, run_folder
     from .rollouts import read_rollouts
 
-    saved_path = os.path.join(run_dir, FINDINGS_FILE)
-    saved = json.load(open(saved_path, encoding="utf-8")) if os.path.isfile(saved_path) else {}
     try:
         history, _ = load_log_history(run_dir)
-        folder = os.path.dirname(find_trainer_state(run_dir))
+        folder = run_folder(run_dir)
     except FileNotFoundError:
-        if not saved:
+        if not os.path.isfile(os.path.join(run_dir, FINDINGS_FILE)):
             raise
         history, folder = [], run_dir
-    for candidate in (folder, os.path.dirname(folder)):
-        path = os.path.join(candidate, FINDINGS_FILE)
-        if not saved and os.path.isfile(path):
-            saved = json.load(open(path, encoding="utf-8"))
-    run = saved.get("run", {})
+    kept = next((c for c in (run_dir, folder) if os.path.isfile(os.path.join(c, FINDINGS_FILE))), None)
+    saved = {}
+    if kept is not None:
+        try:
+            with open(os.path.join(kept, FINDINGS_FILE), encoding="utf-8") as f:
+                saved = json.load(f)
+        except (OSError, ValueError):
+            saved = {}
+    run = saved.get("run", {}) if isinstance(saved, dict) else {}
     doctor = Doctor(thresholds, max_completion_length=run.get("max_completion_length"),
                     reward_weights=run.get("reward_weights"))
-    if not history:  # no state on disk: what the doctor found while the run was alive
-        for f in saved.get("findings", []):
-            doctor.findings[f["name"]] = Finding(**f)
-    doctor.check(history, read_rollouts(run_dir) or read_rollouts(folder))
+    doctor.check(history, read_rollouts(folder) or read_rollouts(run_dir))
+    for finding in load_findings(kept) if kept is not None else []:
+        doctor.findings.setdefault(finding.name, finding)
+    doctor._mark_recoveries([r for r in history if "loss" in r or any(k.startswith("rewards/") for k in r)])
     return sorted(doctor.findings.values(), key=lambda f: f.step)
 
 
-__all__ = ["Doctor", "DoctorCallback", "Finding", "Thresholds", "diagnose", "distinct_ngram_share"]
+__all__ = ["Doctor", "DoctorCallback", "Finding", "Thresholds", "diagnose", "distinct_ngram_share", "load_findings"]

@@ -241,6 +241,16 @@ def summary_markdown(runs: dict[str, tuple[Sequence[dict], dict]]) -> str:
     return "\n".join(lines)
 
 
+def run_folder(run_dir: str) -> str:
+    """The ``output_dir`` of the run :func:`find_trainer_state` finds under ``run_dir`` (the folder of its
+    ``trainer_state.json``, or that of its checkpoint's parent): where ``doctor.json`` and the rollouts
+    are. ``grpo-ext report grpo-ext-demo`` finds the demo's run in ``grpo-ext-demo/grpo``."""
+    folder = os.path.dirname(find_trainer_state(run_dir))
+    if re.fullmatch(r"checkpoint-\d+", os.path.basename(folder)):
+        folder = os.path.dirname(folder)
+    return folder
+
+
 def _read_findings(run_dir: str) -> list[dict]:
     path = os.path.join(run_dir, "doctor.json")
     if not os.path.isfile(path):
@@ -269,10 +279,13 @@ def make_report(run_dirs: Sequence[str], output: str | None = None,
         name = os.path.basename(os.path.normpath(d))
         name = name if name not in runs else d
         runs[name] = load_log_history(d)
-        folders[name] = d
+        folders[name] = run_folder(d)
     output = output or os.path.join(run_dirs[0], "report")
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    found = {name: list((findings or {}).get(d) or _read_findings(d)) for name, d in folders.items()}
+    given = dict(zip(folders, run_dirs))  # run name -> the folder as given
+    findings = findings or {}
+    found = {name: list(findings.get(given[name]) or findings.get(folder) or _read_findings(folder))
+             for name, folder in folders.items()}
     first = next(iter(found.values()))
     png = plot_report({k: v[0] for k, v in runs.items()}, output + ".png", first if len(runs) == 1 else ())
     md = output + ".md"
@@ -328,7 +341,8 @@ def html_page(runs: Sequence[str], summary: str, png_path: str, findings: dict[s
 
     with open(png_path, "rb") as f:
         png = base64.b64encode(f.read()).decode("ascii")
-    data = json.dumps({"findings": findings, "rollouts": rollouts}, ensure_ascii=False).replace("</", "<\\/")
+    # every '<' escaped: model output such as '<!--<script' must not change how the page's HTML parses
+    data = json.dumps({"findings": findings, "rollouts": rollouts}, ensure_ascii=False).replace("<", "\\u003c")
     title = "grpo-ext run report: " + " vs ".join(runs)
     return _PAGE.format(title=html.escape(title), summary=_markdown_tables_to_html(summary), png=png, data=data)
 

@@ -3,16 +3,19 @@
 At every ``rollouts_steps``-th logged step (default: every one), the first ``rollouts_groups``
 groups of the batch just generated are appended, one JSON line per completion:
 
-``step``, ``group``, ``prompt``, ``completion`` (cut at ``rollouts_max_chars`` characters, with
-``completion_cut: true``), ``rewards`` (per reward function), ``reward`` (their weighted sum),
+``step``, ``group``, ``prompt`` and ``completion`` (each cut at ``rollouts_max_chars`` characters, with
+``prompt_cut`` / ``completion_cut: true``), ``rewards`` (per reward function), ``reward`` (their weighted sum),
 ``advantage``, ``answer`` and ``answer_form`` (what :func:`grpo_ext.verify.extract_answers_with_form`
 reads, and in which form), ``correct`` (the accuracy reward, where there is one), ``length`` (tokens),
 ``truncated`` (it hit ``max_completion_length`` without its end-of-sequence token), and under process
 supervision ``steps`` and ``step_rewards``.
 
 The size is bounded: at most ``rollouts_groups x num_generations`` rows per logged step, each at most
-``rollouts_max_chars`` characters of completion plus its prompt (for the defaults, 8 x 8 rows of at
-most 4,000 characters: about 260 KB per logged step). ``pandas.read_json(path, lines=True)`` and
+``rollouts_max_chars`` characters of prompt and as many of completion (its steps are cut from the
+kept text), plus the numbers: for the defaults, 8 x 8 rows of at most about 8,000 characters, so
+about 0.5 MB per logged step at most, and the whole file at most that times the logged steps
+(``max_steps / logging_steps``, divided by ``rollouts_steps``: 1,000 steps logged every 10 give at most
+50 MB; raise ``rollouts_steps`` or lower ``rollouts_groups`` / ``rollouts_max_chars`` for less). ``pandas.read_json(path, lines=True)`` and
 ``datasets.load_dataset("json", data_files=path)`` read the file. A resumed run first drops the rows
 of steps after its checkpoint, then appends: the file is the run's, over all its segments.
 ``rollouts=False`` turns it off.
@@ -93,8 +96,9 @@ def make_rows(prompts: list, completions: list[str], rewards: dict[str, list[flo
         text = completions[i]
         per_function = {name: _number(values[i]) for name, values in rewards.items()}
         total = sum(weights.get(name, 1.0) * v for name, v in per_function.items() if v is not None)
+        prompt = _text(prompts[i])
         row = {
-            "group": i // group_size, "prompt": _text(prompts[i]), "completion": text[:max_chars],
+            "group": i // group_size, "prompt": prompt[:max_chars], "completion": text[:max_chars],
             "rewards": per_function, "reward": total, "advantage": _number(advantages[i]),
             "answer": answers[i][0], "answer_form": answers[i][1],
             "correct": per_function.get(accuracy) if accuracy else None,
@@ -102,9 +106,12 @@ def make_rows(prompts: list, completions: list[str], rewards: dict[str, list[flo
         }
         if len(text) > max_chars:
             row["completion_cut"] = True
+        if len(prompt) > max_chars:
+            row["prompt_cut"] = True
         if step_rewards is not None and i < len(step_rewards):
-            row["step_rewards"] = [_number(r) for r in step_rewards[i]]
-            row["steps"] = [part.strip() for part in text.split(separator or "\n") if part.strip()]
+            steps = [part.strip() for part in text[:max_chars].split(separator or "\n") if part.strip()]
+            row["steps"] = steps  # of the kept text: a cut completion keeps the rewards of its kept steps
+            row["step_rewards"] = [_number(r) for r in step_rewards[i]][: len(steps)]
         rows.append(row)
     return rows
 

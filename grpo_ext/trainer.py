@@ -115,14 +115,17 @@ class GRPOTrainer(trl.GRPOTrainer):
 
             self._rollouts = RolloutWriter(self.args.output_dir, groups=self.args.rollouts_groups,
                                            max_chars=self.args.rollouts_max_chars, every=self.args.rollouts_steps)
-            self.add_callback(_RolloutCallback(self._rollouts))
+            self.callback_handler.callbacks.insert(0, _RolloutCallback(self._rollouts))
         if getattr(self.args, "doctor", False):
             from .doctor import Doctor, DoctorCallback, Thresholds
 
             weights = dict(zip(self.reward_func_names, self.reward_weights.tolist()))
             doctor = Doctor(Thresholds.from_settings(self.args.doctor_thresholds),
                             max_completion_length=self.args.max_completion_length, reward_weights=weights)
-            self.add_callback(DoctorCallback(doctor, self._rollouts))
+            # before the reporting callbacks (wandb, TensorBoard, trackio...), so that they log doctor/* too,
+            # and after the rollouts' writer, whose rows of this step it reads
+            at = 1 if self._rollouts is not None else 0
+            self.callback_handler.callbacks.insert(at, DoctorCallback(doctor, self._rollouts))
         for callback in self.callback_handler.callbacks:  # e.g. grpo_ext.callbacks.MathEvalCallback
             if callable(getattr(callback, "bind", None)):
                 callback.bind(self)  # this trainer's policy, also when an earlier trainer held the callback

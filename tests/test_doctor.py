@@ -83,6 +83,13 @@ def test_a_format_reward_that_outweighs_the_accuracy_reward_is_found(tiny_model_
     assert found.get("format_dominates", 99) <= 2
 
 
+def test_a_healthy_run_raises_no_finding(warm_policy_dir, tiny_tokenizer, tmp_path):
+    # the demo's GRPO settings (loss grpo, beta 0.04, k3) from a policy that solves some questions: no false alarm
+    _, found = train(warm_policy_dir, tmp_path, [accuracy_reward], tiny_tokenizer, max_steps=6, learning_rate=1e-4,
+                     max_completion_length=4, loss_type="grpo", beta=0.04)
+    assert found == {}
+
+
 def test_the_doctor_is_off_with_one_setting(tiny_model_dir, tiny_tokenizer, tmp_path):
     trainer = GRPOTrainer(model=tiny_model_dir, reward_funcs=[accuracy_reward],
                           args=cpu_grpo_args(tmp_path, max_steps=1, doctor=False, rollouts=False),
@@ -125,6 +132,37 @@ def test_thresholds_are_settable():
         Thresholds.from_settings({"clipped": 0.5})
 
 
+def test_bad_threshold_values_are_refused():
+    with pytest.raises(ValueError, match="window must be a whole number"):
+        Thresholds.from_settings({"window": 2.5})
+    with pytest.raises(ValueError, match="window must be a positive number"):
+        Thresholds.from_settings({"window": 0})
+    with pytest.raises(ValueError, match="clipped_ratio must be a positive number"):
+        Thresholds.from_settings({"clipped_ratio": "0.6"})
+
+
+def test_a_misspelt_threshold_is_refused_by_the_config(tmp_path):
+    with pytest.raises(ValueError, match="unknown doctor threshold"):
+        cpu_grpo_args(tmp_path, doctor_thresholds={"clipedratio": 0.6})
+
+
+def test_a_gradient_norm_growing_from_near_zero_is_not_a_blowup():
+    # early GRPO steps with flat groups have tiny gradients: 0.01 -> 0.3 is a run starting to learn
+    assert names(Doctor().check(rows(grad_norm=[0.01, 0.05, 0.3, 0.25]))) == []
+
+
+def test_a_run_that_starts_at_zero_and_learns_is_marked_recovered():
+    doctor = Doctor()
+    doctor.check(rows(**{"rewards/accuracy_reward/mean": [0.0, 0.0, 0.0, 0.2, 0.4, 0.5]}))
+    assert doctor.findings["accuracy_zero"].recovered == 4 and doctor.active() == []
+
+
+def test_a_lasting_failure_is_not_marked_recovered():
+    doctor = Doctor()
+    doctor.check(rows(**{"rewards/accuracy_reward/mean": [0.0, 0.0, 0.0, 0.2, 0.0, 0.0]}))
+    assert doctor.findings["accuracy_zero"].recovered is None
+
+
 def test_distinct_ngrams_tell_repetition_from_text():
     assert distinct_ngram_share("ababababababababababab") < 0.2
     assert distinct_ngram_share("12+34=46 then 46+5=51, so the answer is 51") > 0.9
@@ -139,6 +177,93 @@ def test_a_healthy_history_has_no_finding():
 
 
 # ----- the command, the rollouts and the page ------------------------------------------------------
+def fake_run(folder, history, findings=(), rollouts=(), checkpoint=None):
+    """A run folder as GRPOTrainer leaves it: trainer_state.json (or a checkpoint's), doctor.json, rollouts."""
+    state_dir = folder / checkpoint if checkpoint else folder
+    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / "trainer_state.json").write_text(json.dumps({"log_history": history, "global_step": history[-1]["step"],
+                                                              "max_steps": history[-1]["step"]}))
+    (folder / "doctor.json").write_text(json.dumps({"run": {}, "findings": list(findings)}))
+    (folder / "rollouts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rollouts))
+    return folder
+
+
+def test_a_crash_after_the_last_checkpoint_keeps_what_the_doctor_found(tmp_path):
+    kl = {"name": "kl_blowup", "step": 5, "message": "the KL is 3.", "fix": "lower the learning rate."}
+    run = fake_run(tmp_path / "run", rows(kl=[0.01, 0.02]), findings=[kl], checkpoint="checkpoint-2")
+    assert [(f.name, f.step) for f in diagnose(str(run))] == [("kl_blowup", 5)]
+
+
+def test_the_doctor_command_exits_0_when_every_finding_recovered(tmp_path, capsys):
+    from grpo_ext.cli import main
+
+    run = fake_run(tmp_path / "run", rows(**{"rewards/accuracy_reward/mean": [0.0, 0.0, 0.0, 0.3, 0.5, 0.6]}))
+    assert main(["doctor", str(run)]) == 0
+    assert "(recovered from step 4)" in capsys.readouterr().out
+
+
+def test_the_doctor_command_refuses_bad_thresholds_in_one_line(tmp_path, capsys):
+    from grpo_ext.cli import main
+
+    run = fake_run(tmp_path / "run", rows(kl=[0.01, 0.02]))
+    assert main(["doctor", str(run), "--thresholds", '{"window": "2"}']) == 2
+    err = capsys.readouterr().err
+    assert "window must be a positive number" in err and err.count("\n") == 1
+
+
+def test_findings_reach_the_reporting_callbacks(tiny_model_dir, tiny_tokenizer, tmp_path):
+    from transformers import TrainerCallback
+
+    seen = []
+
+    class Recorder(TrainerCallback):  # stands in for wandb / TensorBoard / trackio
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            seen.extend(k for k in logs or {} if k.startswith("doctor/"))
+
+    trainer = GRPOTrainer(model=tiny_model_dir, reward_funcs=[accuracy_reward], callbacks=[Recorder()],
+                          args=cpu_grpo_args(tmp_path, max_steps=3, max_completion_length=3),
+                          train_dataset=QUESTIONS, processing_class=tiny_tokenizer)
+    trainer.train()
+    assert "doctor/truncated" in seen and "doctor/accuracy_zero" in seen
+
+
+def test_a_long_prompt_and_its_steps_are_cut_to_the_bound():
+    from grpo_ext.rollouts import make_rows
+
+    (row,) = make_rows(["q" * 500], ["1+1=2\n" * 200], {"accuracy_reward": [1.0]}, {}, [0.0], [10], [False],
+                       group_size=1, groups=1, max_chars=100, step_rewards=[[1.0] * 200])
+    assert len(row["prompt"]) == 100 and row["prompt_cut"] and len(row["completion"]) == 100
+    assert sum(len(s) for s in row["steps"]) <= 100 and len(row["step_rewards"]) == len(row["steps"]) == 17
+
+
+def test_the_report_of_a_parent_folder_shows_the_runs_findings_and_rollouts(tmp_path):
+    from grpo_ext.report import make_report
+
+    finding = {"name": "truncated", "step": 2, "message": "cut.", "fix": "raise it."}
+    rollout = {"step": 3, "group": 0, "prompt": "1+1=", "completion": "2", "answer": "2", "reward": 1.0}
+    fake_run(tmp_path / "demo" / "grpo", rows(kl=[0.01, 0.02, 0.03]), findings=[finding], rollouts=[rollout])
+    html = Path(make_report([str(tmp_path / "demo")])["html"]).read_text(encoding="utf-8")
+    assert '"name": "truncated"' in html and '"completion": "2"' in html
+
+
+HOSTILE = "so <!--<script> stays text, as do </script><script>document.title='owned'</script> and <b>bold</b>"
+
+
+def test_model_output_cannot_change_how_the_page_parses(tmp_path):
+    from grpo_ext.report import html_page
+
+    page_html = html_page(["run"], "", str(_png(tmp_path)), {"run": []},
+                          {"run": [{"step": 1, "group": 0, "prompt": "p", "completion": HOSTILE, "answer": "<b>"}]})
+    data = page_html.split('<script id="data" type="application/json">', 1)[1].split("</script>", 1)[0]
+    assert "<" not in data and json.loads(data)["rollouts"]["run"][0]["completion"] == HOSTILE
+
+
+def _png(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "curves.png"
+    Image.new("RGB", (4, 4), "white").save(path)
+    return path
 def test_doctor_command_reads_a_finished_run(cut_run, capsys):
     from grpo_ext.cli import main
 
@@ -239,3 +364,17 @@ def test_the_page_takes_a_screenshot_with_content(page, tmp_path):
     image = Image.open(shot).convert("L")
     assert image.size == (1000, 1400)
     assert len(image.getcolors(maxcolors=256) or range(257)) > 50  # text and curves, not a blank page
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (Debian's chromium package; .ci/run installs it)")
+def test_hostile_model_output_renders_as_text_in_a_real_browser(tmp_path):
+    from grpo_ext.report import html_page
+
+    page_file = tmp_path / "page.html"
+    page_file.write_text(html_page(["run"], "", str(_png(tmp_path)), {"run": []},
+                                   {"run": [{"step": 1, "group": 0, "prompt": "p", "completion": HOSTILE,
+                                             "answer": "x"}]}), encoding="utf-8")
+    cmd = [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page_file.as_uri()]
+    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+    assert "1 rollouts at step 1" in dom  # the page's own script ran
+    assert "<title>owned</title>" not in dom and "<b>bold</b>" not in dom.split('<div id="list">', 1)[1]

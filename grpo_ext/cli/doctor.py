@@ -10,7 +10,8 @@ from ._common import OneLineParser, RecipeError
 def doctor_command(argv: list[str]) -> int:
     p = OneLineParser(prog="grpo-ext doctor", description=(
         "Reads a run's logged metrics (its trainer_state.json, or its newest checkpoint's) and its rollouts.jsonl, "
-        "and says which common GRPO failure shows, from which step, the figures and the change to make."))
+        "and says which common GRPO failure shows, from which step, the figures and the change to make. Exit "
+        "status 1 when a finding lasts to the end of the run, 0 when there is none or each recovered, 2 on bad input."))
     p.add_argument("run_dir", help="a training output_dir")
     p.add_argument("--thresholds", default=None, help="thresholds to change, as JSON (grpo_ext.doctor.Thresholds), "
                    'e.g. \'{"clipped_ratio": 0.6}\'')
@@ -30,7 +31,10 @@ def doctor_command(argv: list[str]) -> int:
         return 0
     for finding in findings:
         print(finding.line())
-    return 1
+    active = [f for f in findings if f.recovered is None]
+    if not active:
+        print(f"every finding in {opts.run_dir} recovered later in the run")
+    return 1 if active else 0
 
 
 run = doctor_command
