@@ -9,15 +9,18 @@ model with its default threads, started first and kept busy), once per setting:
 - ``grpo-ext``: what ``grpo-ext demo`` does by itself (no variable set by hand).
 
 Each run is a fresh process; the table gives its wall time (the demo's own ``wall_seconds``) and its
-slowdown against the same setting alone. A fair share of a 2-core machine is 2x.
+slowdown against the same setting alone. A fair share of a 2-core machine is 2x. With ``--abba``
+(two settings) the runs alone go in A B B A order and each setting's time alone is the mean of its
+two, so that a drift of the machine during the runs falls on both alike.
 
     python benchmarks/demo_contention.py            # about 10 minutes on 2 cores
-    python benchmarks/demo_contention.py --settings default,grpo-ext
+    python benchmarks/demo_contention.py --settings default,grpo-ext --abba
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -50,6 +53,9 @@ while True:
 """
 
 
+_RUNS = itertools.count()
+
+
 def _env(setting: dict) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     for name, value in setting.items():
@@ -60,6 +66,8 @@ def _env(setting: dict) -> dict:
 
 
 def run_demo(setting: dict, folder: str) -> float:
+    """Wall seconds of one fresh demo run (a new folder each time: a finished run would not be run again)."""
+    folder = f"{folder}-{next(_RUNS)}"
     out = subprocess.run([sys.executable, "-m", "grpo_ext.cli", "demo", "--output_dir", folder, *DEMO],
                          env=_env(setting), capture_output=True, text=True)
     if out.returncode:
@@ -71,11 +79,22 @@ def run_demo(setting: dict, folder: str) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, from {list(SETTINGS)}")
+    p.add_argument("--abba", action="store_true", help="two settings: run them alone in A B B A order")
     opts = p.parse_args()
     names = [n.strip() for n in opts.settings.split(",")]
+    if opts.abba and len(names) != 2:
+        p.error("--abba takes two settings")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        alone = {n: run_demo(SETTINGS[n], os.path.join(tmp, "alone")) for n in names}
+        if opts.abba:
+            a, b = names
+            times = {a: [], b: []}
+            for n in (a, b, b, a):
+                times[n].append(run_demo(SETTINGS[n], os.path.join(tmp, "alone")))
+            alone = {n: sum(t) / len(t) for n, t in times.items()}
+            print("alone, A B B A: " + "; ".join(f"{n}: {', '.join(f'{x:.1f}' for x in t)} s" for n, t in times.items()))
+        else:
+            alone = {n: run_demo(SETTINGS[n], os.path.join(tmp, "alone")) for n in names}
         competitor = subprocess.Popen([sys.executable, "-c", COMPETITOR], stdout=subprocess.PIPE, text=True,
                                       env=_env({}))
         try:

@@ -204,12 +204,30 @@ def build_models(cache: Path, name: str, hidden: int, layers: int) -> Path:
 
 
 def ppo_python(cache: Path) -> str:
-    """The interpreter of the PPO environment (created on first use)."""
+    """The interpreter of the PPO environment (created on first use): a venv that sees this interpreter's
+    packages (torch, transformers ...) behind its own older TRL. ``--system-site-packages`` alone sees the
+    base interpreter's, not those of a virtualenv this script runs in, so a ``.pth`` file adds the running
+    interpreter's site-packages after the venv's own, with ``site.addsitedir`` (which also reads their own
+    ``.pth`` files: editable installs). A venv made before that, which cannot import torch, is made again."""
+    import shutil
+    import site
+    import sysconfig
+
     venv = cache / "ppo-venv"
     python = venv / "bin" / "python"
+    if python.exists() and subprocess.run([str(python), "-c", "import torch, transformers, trl"],
+                                          capture_output=True).returncode != 0:
+        print(f"{venv} cannot import torch, transformers and trl: making it again", flush=True)
+        shutil.rmtree(venv)
     if not python.exists():
         print(f"creating {venv} with {PPO_TRL} (once)", flush=True)
         subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+        inner = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        ours = list(dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
+                                   *site.getsitepackages()]))
+        lines = "".join(f"import site; site.addsitedir({p!r})\n" for p in ours if os.path.isdir(p))
+        Path(inner, "zz_outer_site_packages.pth").write_text(lines)
         subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", PPO_TRL], check=True)
     return str(python)
 

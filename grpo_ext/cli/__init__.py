@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     verbose = "--verbose" in argv
     quiet_third_party(verbose)
-    share_the_cpu()  # before the command imports torch
+    if "torch" not in sys.modules:  # before the command imports torch (OpenMP reads it once); in-process callers skip
+        share_the_cpu()
     command = importlib.import_module(f".{COMMANDS[argv[0]]}", __name__)
     args = [a for a in argv[1:] if a != "--verbose"]
     try:
