@@ -175,7 +175,7 @@ def placement(device: str = "auto") -> tuple[dict, str]:
 
 
 def generate_completions(model, tokenizer, prompts: Sequence[Any], *, num_samples: int = 1, do_sample: bool = False,
-                         temperature: float = 0.7, max_new_tokens: int = 512, batch_size: int = 64, seed: int = 0,
+                         temperature: float = 0.7, max_new_tokens: int = 1024, batch_size: int = 64, seed: int = 0,
                          use_vllm: bool = False) -> list[list[str]]:
     """``num_samples`` completions for each prompt (strings or conversational message lists)."""
     texts, chat = _prompt_texts(tokenizer, prompts)
@@ -196,15 +196,17 @@ def generate_completions(model, tokenizer, prompts: Sequence[Any], *, num_sample
 
 
 # ----- scoring -------------------------------------------------------------------------------
-def score_samples(greedy: Sequence[str] | None, samples: Sequence[Sequence[str]] | None, golds: Sequence[str], k: int,
-                  last_number_fallback: bool = False) -> list[dict]:
-    """Per-question records with top-1, maj@k and pass@k correctness from given completions.
+#: ``default``: grpo-ext's verifier; ``deepseek``: DeepSeek-Math's rules (:mod:`grpo_ext.verify.deepseek`);
+#: ``both``: the default's metrics, and each again under DeepSeek's rules as ``"<metric> (deepseek)"``.
+GRADERS = ("default", "deepseek", "both")
 
-    Answers are extracted as :func:`grpo_ext.verify.extract_answers` does by default (markers, then
-    math-verify's extraction, then the last number); ``last_number_fallback`` is kept for callers
-    of the strict mode and has no effect here. Each record also says whether its greedy completion
-    (``greedy_no_answer``) and how many of its samples (``samples_no_answer``) had no answer at all.
-    """
+
+def _check_grader(grader: str) -> None:
+    if grader not in GRADERS:
+        raise ValueError(f"grader must be one of {', '.join(GRADERS)}, got {grader!r}")
+
+
+def _default_records(greedy, samples, golds, k) -> list[dict]:
     n_q = len(golds)
     records = [{"gold": g} for g in golds]
     if greedy is not None:
@@ -215,32 +217,120 @@ def score_samples(greedy: Sequence[str] | None, samples: Sequence[Sequence[str]]
     if samples is not None:
         flat_texts, flat_golds = [], []
         for q in range(n_q):
-            if len(samples[q]) < k:
-                raise ValueError(f"question {q} has {len(samples[q])} samples, fewer than k={k}")
             flat_texts.extend(completion_text(c) for c in samples[q])
             flat_golds.extend([golds[q]] * len(samples[q]))
         flat_answers = verify.extract_answers(flat_texts)
         flat_correct = [v == EQUAL for v in verify.judge(flat_answers, flat_golds)]
-        pos = 0
-        for q, r in enumerate(records):
-            n = len(samples[q])
-            answers, correct = flat_answers[pos : pos + n], flat_correct[pos : pos + n]
-            pos += n
-            winner = majority_vote(answers[:k])
-            r.update(
-                sample_answers=answers,
-                sample_correct=correct,
-                majority_answer=answers[winner] if winner is not None else None,
-                maj=float(winner is not None and correct[winner]),
-                pass_k=pass_at_k(n, sum(correct), k),
-                samples_no_answer=float(sum(a is None for a in answers)) / max(n, 1),
-            )
+        _add_sample_metrics(records, samples, flat_answers, flat_correct, k)
+    return records
+
+
+def _add_sample_metrics(records, samples, flat_answers, flat_correct, k, vote=None) -> None:
+    """Each question's samples: their answers and correctness, maj@k (the winner among the first k:
+    :func:`majority_vote`, or ``vote(start, k)`` over the flat lists from ``start``), pass@k and the share
+    with no answer."""
+    pos = 0
+    for q, r in enumerate(records):
+        n = len(samples[q])
+        answers, correct = flat_answers[pos : pos + n], flat_correct[pos : pos + n]
+        pos += n
+        winner = majority_vote(answers[:k]) if vote is None else vote(pos - n, k)
+        r.update(
+            sample_answers=answers,
+            sample_correct=correct,
+            majority_answer=answers[winner] if winner is not None else None,
+            maj=float(winner is not None and correct[winner]),
+            pass_k=pass_at_k(n, sum(correct), k),
+            samples_no_answer=float(sum(a is None for a in answers)) / max(n, 1),
+        )
+
+
+def _deepseek_records(greedy, samples, golds, k, rules, questions, solutions) -> list[dict]:
+    """Records as :func:`_default_records` makes them, graded by DeepSeek-Math's rules (an answer it
+    reads as empty is no answer; maj@k groups the answers it reads by DeepSeek's equality)."""
+    from .verify import deepseek
+
+    records: list[dict] = [{} for _ in golds]
+    if greedy is not None:
+        for r, c, g, rule, q, sol in zip(records, greedy, golds, rules, questions, solutions):
+            graded = deepseek.grade(completion_text(c), g, rules=rule, question=q or "", solution=sol)
+            r.update(greedy_answer=graded["answer"] or None, top1=float(graded["correct"]),
+                     greedy_no_answer=float(not graded["answer"]))
+    if samples is not None:
+        flat_answers, flat_correct, flat_read = [], [], []
+        for q_index, texts in enumerate(samples):
+            for c in texts:
+                graded = deepseek.grade(completion_text(c), golds[q_index], rules=rules[q_index],
+                                        question=questions[q_index] or "", solution=solutions[q_index])
+                flat_answers.append(graded["answer"] or None)
+                flat_correct.append(graded["correct"])
+                flat_read.append(graded["read"])
+
+        def vote(start: int, count: int) -> int | None:  # the biggest group by DeepSeek's equality, ties: first
+            read = flat_read[start : start + count]
+            groups: list[list[int]] = []
+            for i, answer in enumerate(read):
+                if not answer:
+                    continue
+                home = next((g for g in groups if deepseek.same_answer(read[g[0]], answer)), None)
+                home.append(i) if home is not None else groups.append([i])
+            return max(groups, key=lambda g: (len(g), -g[0]))[0] if groups else None
+
+        _add_sample_metrics(records, samples, flat_answers, flat_correct, k, vote=vote)
+    return records
+
+
+def score_samples(greedy: Sequence[str] | None, samples: Sequence[Sequence[str]] | None, golds: Sequence[str], k: int,
+                  last_number_fallback: bool = False, *, grader: str = "default", benchmark: str | None = None,
+                  questions: Sequence[str | None] | None = None,
+                  solutions: Sequence[str | None] | None = None) -> list[dict]:
+    """Per-question records with top-1, maj@k and pass@k correctness from given completions.
+
+    Answers are extracted as :func:`grpo_ext.verify.extract_answers` does by default (markers, then
+    math-verify's extraction, then the last number); ``last_number_fallback`` is kept for callers
+    of the strict mode and has no effect here. Each record also says whether its greedy completion
+    (``greedy_no_answer``) and how many of its samples (``samples_no_answer``) had no answer at all.
+
+    Args:
+        grader: ``default``, ``deepseek`` (DeepSeek-Math's rules for ``benchmark``, reading
+            ``questions`` and the reference ``solutions`` where MATH's rules need them) or ``both``
+            (the default's records, each with its DeepSeek grading under ``"deepseek"``).
+    """
+    _check_grader(grader)
+    if samples is not None:
+        for q in range(len(golds)):
+            if len(samples[q]) < k:
+                raise ValueError(f"question {q} has {len(samples[q])} samples, fewer than k={k}")
+    if grader == "default":
+        return _default_records(greedy, samples, golds, k)
+    from .verify import deepseek
+
+    n = len(golds)
+    rules = [deepseek.rules_for(benchmark)] * n
+    questions = list(questions) if questions is not None else [""] * n
+    solutions = list(solutions) if solutions is not None else [None] * n
+    theirs = _deepseek_records(greedy, samples, golds, k, rules, questions, solutions)
+    if grader == "deepseek":
+        for r, g, c in zip(theirs, golds, greedy if greedy is not None else [None] * n):
+            r["gold"] = g
+            if c is not None:
+                r["greedy"] = c
+        return theirs
+    records = _default_records(greedy, samples, golds, k)
+    for r, t in zip(records, theirs):
+        r["deepseek"] = t
     return records
 
 
 def summarise(records: list[dict], k: int) -> dict[str, float]:
-    """Accuracies (top1, maj@k, pass@k) over records of :func:`score_samples`, with their count n."""
+    """Accuracies (top1, maj@k, pass@k) over records of :func:`score_samples`, with their count n; records
+    graded by both graders also give each metric under DeepSeek's rules, as ``"<metric> (deepseek)"``."""
     out: dict[str, float] = {"n": len(records)}
+    if records and "deepseek" in records[0]:
+        theirs = summarise([r["deepseek"] for r in records], k)
+        out.update(summarise([{x: v for x, v in r.items() if x != "deepseek"} for r in records], k))
+        out.update({f"{m} (deepseek)": v for m, v in theirs.items() if m != "n"})
+        return out
     if records and "top1" in records[0]:
         out["top1"] = sum(r["top1"] for r in records) / len(records)
     if records and "maj" in records[0]:
@@ -256,7 +346,7 @@ def summarise(records: list[dict], k: int) -> dict[str, float]:
 def evaluate(model, tokenizer, dataset, *, benchmark: str | None = None, k: int = 1, num_samples: int | None = None,
              greedy: bool = True, temperature: float = 0.7, max_new_tokens: int = 1024, batch_size: int = 32,
              seed: int = 0, use_vllm: bool = False, last_number_fallback: bool = False,
-             group_by: Sequence[str] = GROUP_COLUMNS, keep_samples: bool = True) -> dict:
+             group_by: Sequence[str] = GROUP_COLUMNS, keep_samples: bool = True, grader: str = "default") -> dict:
     """Evaluate ``model`` on a dataset with ``prompt`` and ``answer`` columns (:func:`load_math_dataset`).
 
     Args:
@@ -265,9 +355,12 @@ def evaluate(model, tokenizer, dataset, *, benchmark: str | None = None, k: int 
         greedy: also decode greedily for top-1.
         group_by: dataset columns to break the metrics down by, where present.
         keep_samples: keep the per-question records (completions, answers) in the result.
+        grader: ``default`` (grpo-ext's verifier), ``deepseek`` (DeepSeek-Math's grading rules,
+            :mod:`grpo_ext.verify.deepseek`, by ``benchmark``) or ``both`` (each metric also as
+            ``"<metric> (deepseek)"``).
 
     Returns:
-        ``{"benchmark", "k", "metrics": {"n", "top1", "maj@k", "pass@k", "no_answer", "no_gold"}, "by":
+        ``{"benchmark", "k", "grader", "metrics": {"n", "top1", "maj@k", "pass@k", "no_answer", "no_gold"}, "by":
         {column: {value: metrics}}, "records": [...]}``; save it with :func:`save_results`. Rows without a
         gold answer are left out of every metric and counted in ``no_gold``.
     """
@@ -279,6 +372,7 @@ def evaluate(model, tokenizer, dataset, *, benchmark: str | None = None, k: int 
         raise ValueError("the dataset is empty: nothing to evaluate")
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
+    _check_grader(grader)
     num_samples = num_samples or k
     if num_samples < k:
         raise ValueError(f"num_samples ({num_samples}) must be at least k ({k})")
@@ -293,7 +387,10 @@ def evaluate(model, tokenizer, dataset, *, benchmark: str | None = None, k: int 
     greedy_out = [c[0] for c in generate_completions(model, tokenizer, prompts, **common)] if greedy else None
     sampled = (generate_completions(model, tokenizer, prompts, num_samples=num_samples, do_sample=True,
                                     temperature=temperature, **common) if k > 1 else None)
-    records = score_samples(greedy_out, sampled, golds, k, last_number_fallback)
+    name = benchmark or (dataset["source"][0] if "source" in dataset.column_names else "dataset")
+    column = (lambda c: list(dataset[c]) if c in dataset.column_names else None)
+    records = score_samples(greedy_out, sampled, golds, k, last_number_fallback, grader=grader, benchmark=name,
+                            questions=column("question"), solutions=column("solution"))
     by: dict[str, dict[str, dict]] = {}
     for col in group_by:
         if col in dataset.column_names:
@@ -301,8 +398,8 @@ def evaluate(model, tokenizer, dataset, *, benchmark: str | None = None, k: int 
             for value in sorted({v for v in values if v is not None}, key=str):
                 subset = [r for r, v in zip(records, values) if v == value]
                 by.setdefault(col, {})[str(value)] = summarise(subset, k)
-    name = benchmark or (dataset["source"][0] if "source" in dataset.column_names else "dataset")
-    result = {"benchmark": name, "k": k, "metrics": {**summarise(records, k), "no_gold": no_gold}, "by": by}
+    result = {"benchmark": name, "k": k, "grader": grader, "metrics": {**summarise(records, k), "no_gold": no_gold},
+              "by": by}
     if keep_samples:
         result["records"] = records
     return result
@@ -336,18 +433,21 @@ def _sample_rows(path: str) -> list[dict]:
 
 
 def evaluate_samples(path: str, k: int | None = None, group_by: Sequence[str] = GROUP_COLUMNS,
-                     keep_samples: bool = True) -> list[dict]:
+                     keep_samples: bool = True, grader: str = "default") -> list[dict]:
     """Score completions generated elsewhere (vLLM, an API, another framework) without loading a model.
 
     ``path`` is JSONL, one row per question: ``answer`` (gold), ``completions`` (list of strings),
     optional ``benchmark`` (default: the file name without extension), optional ``level`` /
-    ``subject`` / ``grade`` and ``question``. ``k`` defaults to the number of completions of the
+    ``subject`` / ``grade``, ``question`` and ``solution`` (the reference solution, which
+    ``grader="deepseek"`` reads MATH golds from, as DeepSeek does). ``grader`` as in :func:`evaluate`;
+    the benchmark name picks DeepSeek's rules (GSM8K, CMATH, MGSM-zh: one answer; any other: MATH's). ``k`` defaults to the number of completions of the
     question that has the fewest; every question needs at least ``k``.
 
     Returns one result per benchmark, as :func:`evaluate` returns them (so :func:`save_results` and
     :func:`compare_results` take them), with ``mean@k`` (the mean accuracy of the first k samples),
     ``maj@k``, ``pass@k`` and ``no_answer`` per benchmark and per level / subject / grade.
     """
+    _check_grader(grader)
     rows = _sample_rows(path)
     fewest = min(len(r["completions"]) for r in rows)
     k = fewest if k is None else k
@@ -357,15 +457,22 @@ def evaluate_samples(path: str, k: int | None = None, group_by: Sequence[str] = 
     results = []
     for name in dict.fromkeys(str(r.get("benchmark") or default) for r in rows):
         subset = [r for r in rows if str(r.get("benchmark") or default) == name]
-        records = score_samples(None, [r["completions"] for r in subset], [str(r["answer"]) for r in subset], k)
+        text = (lambda key: [r[key] if isinstance(r.get(key), str) else None for r in subset])
+        records = score_samples(None, [r["completions"] for r in subset], [str(r["answer"]) for r in subset], k,
+                                grader=grader, benchmark=name, questions=text("question"), solutions=text("solution"))
         for record, row in zip(records, subset):
             record["mean"] = sum(record["sample_correct"][:k]) / k
+            if "deepseek" in record:
+                record["deepseek"]["mean"] = sum(record["deepseek"]["sample_correct"][:k]) / k
             if "question" in row:
                 record["question"] = row["question"]
 
         def metrics(part):
             out = summarise(part, k)
-            out[f"mean@{k}"] = sum(r["mean"] for r in part) / len(part)
+            means = {f"mean@{k}": sum(r["mean"] for r in part) / len(part)}
+            if part and "deepseek" in part[0]:
+                means[f"mean@{k} (deepseek)"] = sum(r["deepseek"]["mean"] for r in part) / len(part)
+            out.update(means)
             return out
 
         by: dict[str, dict[str, dict]] = {}
@@ -373,7 +480,7 @@ def evaluate_samples(path: str, k: int | None = None, group_by: Sequence[str] = 
             values = [r.get(col) for r in subset]
             for value in sorted({v for v in values if v is not None}, key=str):
                 by.setdefault(col, {})[str(value)] = metrics([rec for rec, v in zip(records, values) if v == value])
-        result = {"benchmark": name, "k": k, "metrics": metrics(records), "by": by}
+        result = {"benchmark": name, "k": k, "grader": grader, "metrics": metrics(records), "by": by}
         if keep_samples:
             result["records"] = records
         results.append(result)
@@ -425,6 +532,12 @@ def compare_results(before: str | dict | Sequence[dict], after: str | dict | Seq
     """
     b = {r["benchmark"]: r for r in _load(before)}
     a = {r["benchmark"]: r for r in _load(after)}
+    for n in (n for n in b if n in a):
+        for key in ("protocol", "grader", "primary_grader"):
+            x, y = b[n].get(key), a[n].get(key)
+            if x is not None and y is not None and x != y:
+                raise ValueError(f"{n}: before was made with {key} {x!r}, after with {y!r}; compare results made the "
+                                 f"same way (grpo-ext eval --{key.replace('primary_grader', 'grader')} ...)")
     names = [n for n in b if n in a]
     if not names:
         raise ValueError(f"no benchmark in common: before has {sorted(b)}, after has {sorted(a)}")

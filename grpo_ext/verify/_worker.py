@@ -9,7 +9,8 @@ moves its stdout aside (the protocol gets its own descriptor, so a stray ``print
 it) and arranges to die with its parent: a parent-death signal (Linux, when the pool was started
 from the parent's main thread) and a watchdog thread that exits once the parent is gone. Each
 request ``{"id", "pred", "gold", "cpu"}`` is answered ``{"id", "v": verdict}``; ``{"id",
-"extract": text, "cpu"}`` with ``{"id", "a": answer or null}``. ``cpu`` caps the request's CPU
+"extract": text, "cpu"}`` with ``{"id", "a": answer or null}``; ``{"id", "ds": [a, b], "cpu"}`` (DeepSeek's
+symbolic step) with ``{"id", "v": verdict}``. ``cpu`` caps the request's CPU
 seconds (``RLIMIT_CPU``), which ends a request stuck in C code even when no parent is left to kill
 the worker.
 """
@@ -24,9 +25,9 @@ import threading
 import time
 
 if __package__:
-    from .symbolic import extract, judge, warm_up, warm_up_shapes
+    from .symbolic import close_symbolically, extract, judge, warm_up, warm_up_shapes
 else:  # run as a script: this file's folder is on sys.path
-    from symbolic import extract, judge, warm_up, warm_up_shapes
+    from symbolic import close_symbolically, extract, judge, warm_up, warm_up_shapes
 
 
 def _limit_memory(megabytes: int) -> None:
@@ -67,9 +68,13 @@ def _die_with_parent(parent: int, death_signal: bool) -> None:
 
 
 def handle(request: dict) -> dict:
-    """One request: ``{"pred", "gold"}`` -> ``{"v": verdict}``; ``{"extract": text}`` -> ``{"a": answer}``."""
+    """One request: ``{"pred", "gold"}`` -> ``{"v": verdict}``; ``{"extract": text}`` -> ``{"a": answer}``;
+    ``{"ds": [a, b]}`` (DeepSeek's symbolic step) -> ``{"v": verdict}``."""
     if "extract" in request:
         return {"a": extract(request["extract"])}
+    if "ds" in request:
+        a, b = request["ds"]
+        return {"v": close_symbolically(str(a), str(b))}
     return {"v": judge(request["pred"], request["gold"])}
 
 
@@ -138,6 +143,8 @@ def main() -> None:
             answer = {"v": "error", "a": None}
         out.write(json.dumps({**answer, "id": request.get("id")}) + "\n")
         out.flush()
+        if answer.get("v") == "memory":  # near its cap, with full caches: a fresh worker takes its place
+            os._exit(3)
 
 
 if __name__ == "__main__":

@@ -107,6 +107,9 @@ def clear_cache() -> None:
         _extractions.clear()
         _golds.clear()
     _normalized.cache_clear()
+    from .deepseek import clear_cache as clear_deepseek_cache
+
+    clear_deepseek_cache()
 
 
 def _count(**increments: int) -> None:

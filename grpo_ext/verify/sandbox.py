@@ -212,6 +212,11 @@ class VerifierPool:
         requests = [{"pred": pred, "gold": gold} for pred, gold in pairs]
         return self._dispatch(requests, _verdict, failed=CRASHED, overrun=TIMEOUT)
 
+    def close_symbolically(self, pairs: list[tuple[str, str]]) -> list[str]:
+        """DeepSeek's symbolic step for ``pairs`` (:func:`grpo_ext.verify.symbolic.close_symbolically`):
+        ``"equal"`` or ``"not_equal"``; ``"timeout"`` / ``"crashed"`` where the check did not finish."""
+        return self._dispatch([{"ds": [a, b]} for a, b in pairs], _verdict, failed=CRASHED, overrun=TIMEOUT)
+
     def extract(self, texts: list[str]) -> list[str | None]:
         """math-verify's answer extraction over each whole text, in order; None where it finds none,
         fails, or overruns the timeout."""
@@ -316,7 +321,10 @@ class VerifierPool:
 
 
 def _verdict(message: dict) -> str:
+    """A worker's verdict; out of memory counts as a crash (not equal, never cached), a parser error as not equal."""
     verdict = message.get("v")
+    if verdict == "memory":
+        return CRASHED
     return verdict if verdict in (EQUAL, NOT_EQUAL, GOLD_UNPARSEABLE) else NOT_EQUAL
 
 

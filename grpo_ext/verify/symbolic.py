@@ -74,6 +74,42 @@ def judge(pred: str, gold: str) -> str:
     return "equal"
 
 
+def close_symbolically(a: str, b: str) -> str:
+    """DeepSeek-Math's ``symbolic_equal``: ``"equal"`` when ``simplify(a - b) == 0`` or the two numeric
+    values are within 1e-3 (absolute), else ``"not_equal"`` (also when either side is refused by the
+    whitelist or does not parse to a sympy expression)."""
+    import math
+
+    from sympy import Basic, N, simplify
+
+    if symbolic_rejection(a) is not None or symbolic_rejection(b) is not None:
+        return "not_equal"
+    try:
+        x, y = _parse(a), _parse(b)
+    except MemoryError:
+        raise
+    except Exception:
+        return "not_equal"
+    if not x or not y or not isinstance(x[0], Basic) or not isinstance(y[0], Basic):
+        return "not_equal"
+    x, y = x[0], y[0]
+    try:
+        if simplify(x - y) == 0:
+            return "equal"
+    except MemoryError:
+        raise
+    except Exception:
+        pass
+    try:
+        if math.isclose(float(N(x)), float(N(y)), abs_tol=1e-3):
+            return "equal"
+    except MemoryError:
+        raise
+    except Exception:
+        pass
+    return "not_equal"
+
+
 def extract(text: str) -> str | None:
     """The answer math-verify's own extraction finds in a whole completion (its matched text), or None."""
     from math_verify import parse
@@ -104,6 +140,7 @@ _WARM_UP_PAIRS = (
 def warm_up() -> None:
     """Import and run each path once, so that the first request pays no import or first-use cost."""
     judge("\\frac{1}{2}", "0.5")
+    close_symbolically("\\frac{1}{2}", "\\sqrt{1/4}")
     extract("so the total is $\\frac{3}{4}$ in all")
 
 
@@ -117,4 +154,4 @@ def warm_up_shapes():
         yield
 
 
-__all__ = ["extract", "judge", "warm_up", "warm_up_shapes"]
+__all__ = ["close_symbolically", "extract", "judge", "warm_up", "warm_up_shapes"]
