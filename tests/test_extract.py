@@ -59,11 +59,16 @@ def test_strict_mode_without_a_marker_gives_none():
 
 
 def test_strict_mode_takes_the_last_number_only_when_configured():
-    assert extract_answer("I think it is 12, not 13", strict=True, last_number_fallback=True) == "13"
+    assert extract_answer("I think it is 12, so 13", strict=True, last_number_fallback=True) == "13"
+    assert extract_answer("I think it is 12, not 13", strict=True, last_number_fallback=True) is None  # negated
 
 
 def test_default_mode_ends_with_the_last_number():
-    assert extract_answers_with_form(["I think it is 12, not 13."]) == [("13", "math_verify")]
+    assert extract_answers_with_form(["I think it is 12, so 13."]) == [("13", "math_verify")]
+
+
+def test_a_negated_or_bounded_last_number_is_not_the_answer():
+    assert extract_answers_with_form(["I think it is 12, not 13.", "so it is at least 45"]) == [(None, None)] * 2
 
 
 def test_prose_without_any_number_gives_none():

@@ -81,7 +81,8 @@ def parse_number(s: str, *, decimal_comma: bool = False) -> Number | None:
     s = s.strip()
     if not s or len(s) > 900:
         return None
-    if decimal_comma and _DECIMAL_COMMA_RE.match(s.replace(" ", "")):
+    # a comma followed by a space separates items ("1, 5" is two numbers), a bare one may be decimal ("1,5")
+    if decimal_comma and ", " not in s and _DECIMAL_COMMA_RE.match(s.replace(" ", "")):
         s = s.replace(" ", "").replace(",", ".")
     m = _NUMBER_RE.match(s)
     if not m:

@@ -97,7 +97,7 @@ _ZH_ANSWER_RE = re.compile(r"答案\s*(?:是|为|為|应为|應為|:|：)\s*[:�
 _FINAL_LINE_RE = re.compile(r"^\s*(?:A\s*[:：]\s|(?:Ans|Answer|Final answer)\s*[:：])\s*(.{1,300}?)\s*$", re.IGNORECASE)
 _BOLD_LINE_RE = re.compile(r"^\s*\*\*([^*\n]{1,200})\*\*\s*\.?\s*$")
 _LAST_NUMBER_RE = re.compile(rf"(?<![A-Za-z\d.])(?:{_NUMBER})")  # not digits inside a word ("AZYUK2A")
-_FULL_WIDTH = str.maketrans("０１２３４５６７８９＋－．／，％＝（）", "0123456789+-./,%=()")
+_FULL_WIDTH = str.maketrans("０１２３４５６７８９＋－．／，％＝（）\u2212", "0123456789+-./,%=()-")
 
 #: How many boxes, from the last one back, are tried when the later ones are unbalanced or empty.
 _MAX_BOXES_TRIED = 8
@@ -346,8 +346,18 @@ def whole_answer(text: str) -> str | None:
     return s if re.search(r"[\dA-Za-z\\]", inner) else None
 
 
-_EXPRESSION_BEFORE = ("^", "_", "/", "*", "{", "\\frac", "\\sqrt", "\\times", "\\cdot", "\\div", "\\pm", "×", "÷", "\\binom")
-_EXPRESSION_AFTER = ("^", "/", "*", "}", "!", "=", "\\times", "\\cdot", "\\div", "\\sqrt", "\\pi", "×", "÷", "_")
+_EXPRESSION_BEFORE = ("^", "_", "/", "*", "{", "}", ":", "<", ">", "√", "|", "\\frac", "\\sqrt", "\\times", "\\cdot",
+                      "\\div", "\\pm", "×", "÷", "\\binom", "\\over", "\\log", "\\ln", "\\pmod", "\\bmod", "\\mod",
+                      "% of", "percent of")
+_EXPRESSION_AFTER = ("^", "/", "*", "}", "!", "=", "\\times", "\\cdot", "\\div", "\\sqrt", "\\pi", "×", "÷", "_", "√", "²",
+                     "³", "½", "¼", "¾", ">", "<", "\\over", "\\pmod", "\\bmod", "\\mod", "squared", "cubed",
+                     "th power", "st power", "nd power", "rd power")
+#: Words between two numbers that make them one expression: 3 x 4, 7 mod 3, 1 over 2, 1 in 6, 2 out of 3.
+_WORD_OPERATOR_BEFORE_RE = re.compile(r"[\d}]\s*(?:x|mod|over|in|out of|to the)$")
+_WORD_OPERATOR_AFTER_RE = re.compile(r"^(?:x|mod|over|in|out of)\s*\d")
+#: A bound or an exclusion before a number: "at least 45" does not state 45.
+_BOUND_BEFORE_RE = re.compile(r"(?:\bat least|\bat most|\bmore than|\bless than|\bfewer than|\bgreater than|\bup to|"
+                              r"\bnot|\bexcept|\bover|\bunder|\bbelow|\babove|\bminus|\bnegative)$", re.IGNORECASE)
 
 
 def _part_of_expression(text: str, start: int, end: int) -> bool:
@@ -357,6 +367,10 @@ def _part_of_expression(text: str, start: int, end: int) -> bool:
         return True
     after = after.lstrip()
     if before.endswith(_EXPRESSION_BEFORE) or after.startswith(_EXPRESSION_AFTER):
+        return True
+    if _WORD_OPERATOR_BEFORE_RE.search(before) or _WORD_OPERATOR_AFTER_RE.match(after):
+        return True
+    if _BOUND_BEFORE_RE.search(text[max(0, start - 16): start].rstrip()):
         return True
     if re.match(r"[+\-]\s*[\w\\(]", after) or re.match(r":\s*\d", after):  # 3 + x, 7:32
         return True

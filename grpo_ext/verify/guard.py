@@ -56,6 +56,8 @@ def nesting_depth(s: str) -> int | None:
 
 def symbolic_rejection(s: str) -> str | None:
     """Why ``s`` must not be parsed symbolically, or None when it may be (inside the sandbox)."""
+    if "//" in s:
+        return "holds '//' (floor division or a comment)"
     if len(s) > MAX_SYMBOLIC_CHARS:
         return f"longer than {MAX_SYMBOLIC_CHARS} characters"
     bad = set(s) - _ALLOWED_CHARS

@@ -32,8 +32,15 @@ import re
 from .guard import MATH_WORDS
 
 _THIN_SPACES = str.maketrans({"\u2009": " ", "\u202f": " ", "\u00a0": " ", "\u2007": " ", "\u3000": " "})
-_FULL_WIDTH = str.maketrans("０１２３４５６７８９＋－．／，％＝（）：", "0123456789+-./,%=():")
+_FULL_WIDTH = str.maketrans("０１２３４５６７８９＋－．／，％＝（）：\u2212", "0123456789+-./,%=():-")
 _WHITESPACE_RE = re.compile(r"\s+")
+#: A number followed by a scale word (5 million, 5 \text{ thousand}) is that many powers of ten.
+_SCALE_RE = re.compile(r"(\d(?:[\d.,]*\d)?)\s*(?:\\text\s*\{\s*)?(thousand|million|billion|trillion)s?\b\s*\}?",
+                       re.IGNORECASE)
+_SCALES = {"thousand": 3, "million": 6, "billion": 9, "trillion": 12}
+_MIXED_SLASH_RE = re.compile(r"(-?\d+)\s+(\d+)\s*/\s*(\d+)")
+_SPACED_DIGITS_RE = re.compile(r"-?\d+(?:\.\d+)?(?:\s+-?\d+(?:\.\d+)?)+")
+_PYTHON_POWER_RE = re.compile(r"(?<=[\w)\]}])\s*\*\*\s*(?=[\w(\[{\\-])")
 _TEXT_ALIASES_RE = re.compile(r"\\(?:textnormal|textrm|textsf|textup|mathrm|mbox|hbox)\b")
 _THOUSANDS_SPACING_RE = re.compile(r"(\d)(?:\{,\}|,\s*\\!|,\\,|\\,|\\!|\{\s*,\s*\})\s*(?=\d{3}(?!\d))")
 _DEGREE_THEN_COMMA_RE = re.compile(r"(?:\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|°|\\degree)\s*,\s*")
@@ -67,6 +74,18 @@ _PROSE_WORD_RE = re.compile(r"[A-Za-z]{2,}")
 #: Names that make a number part of an expression ("2 pi"); connectives such as "in" and "and" do not.
 _MATH_NAMES = MATH_WORDS - {"and", "or", "in", "le", "ge", "deg", "mod", "max", "min", "dx", "dy", "dt"}
 _NEGATIONS = {"not", "no", "never", "none", "cannot", "impossible", "neither", "nor", "without"}
+#: Words that change what a stated number means (its sign, scale, a bound, an operation, a doubt): a
+#: sentence holding one is not that number.
+_CHANGING_WORDS = _NEGATIONS | {
+    "negative", "minus", "plus", "positive", "hundred", "hundreds", "thousand", "thousands", "million", "millions",
+    "billion", "billions", "trillion", "lakh", "crore", "dozen", "dozens", "score", "squared", "cubed", "square",
+    "cube", "root", "roots", "power", "half", "halves", "third", "thirds", "quarter", "quarters", "fourth", "fifth",
+    "twice", "double", "triple", "thrice", "times", "percent", "percentage", "least", "most", "more", "less",
+    "fewer", "over", "under", "below", "above", "up", "greater", "smaller", "larger", "exceeds", "exceed",
+    "nearly", "almost", "maybe", "perhaps", "possibly", "probably", "unknown", "unlikely", "wrong", "false",
+    "incorrect", "except", "but", "other", "besides", "reciprocal", "inverse", "opposite", "multiple", "multiples",
+    "divisible", "factor", "factors", "either", "or", "between", "range", "ratio",
+}
 
 
 def _strip_outer_braces(s: str) -> str:
@@ -101,7 +120,7 @@ def one_number_sentence(s: str) -> str | None:
     words = re.findall(r"[A-Za-z']+", rest)
     if not words or re.sub(r"[A-Za-z',.!?:;\s-]", "", rest):
         return None
-    if any(w.lower() in _MATH_NAMES or w.lower() in _NEGATIONS or (len(w) == 1 and w not in "aAI") for w in words):
+    if any(w.lower() in _MATH_NAMES or w.lower() in _CHANGING_WORDS or (len(w) == 1 and w not in "aAI") for w in words):
         return None
     if "n't" in rest.lower():
         return None
@@ -118,6 +137,8 @@ def normalize_answer(answer: str) -> str:
     s = answer.replace("\x00", "").translate(_FULL_WIDTH).translate(_THIN_SPACES)
     s = _WHITESPACE_RE.sub(" ", s).strip()
     s = repair_escapes(s)
+    s = _PYTHON_POWER_RE.sub("^", s)  # 2 ** 10 is 2^10 (math-verify's LaTeX parser reads it as 10)
+    s = _SCALE_RE.sub(lambda m: f"{m.group(1)} \\times 10^{{{_SCALES[m.group(2).lower()]}}}", s)
     for delimiter in ("\\(", "\\)", "\\[", "\\]", "\\$", "$"):
         s = s.replace(delimiter, " " if delimiter.startswith("\\") and delimiter != "\\$" else "")
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\displaystyle", "")
@@ -167,6 +188,11 @@ def normalize_answer(answer: str) -> str:
             s = number
     if re.fullmatch(r"[A-Za-z][A-Za-z ]*", s):  # a word answer: case does not matter
         s = " ".join(s.lower().split())
+    m = _MIXED_SLASH_RE.fullmatch(s)
+    if m and int(m.group(2)) < int(m.group(3)):  # 1 1/2 is one and a half (math-verify reads (1+1)/2)
+        s = f"{m.group(1)}\\frac{{{m.group(2)}}}{{{m.group(3)}}}"
+    elif _SPACED_DIGITS_RE.fullmatch(s):  # 2 3 is two numbers, not 23; 12 345 is twelve thousand ...
+        s = s.replace(" ", "") if re.fullmatch(r"-?\d{1,3}(?: \d{3})+(?:\.\d+)?", s) else ", ".join(s.split())
     return s
 
 

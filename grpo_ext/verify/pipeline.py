@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
@@ -246,6 +247,19 @@ def _gold_is_sane(gold: str) -> bool:
     return bool(gold) and len(gold) <= MAX_ANSWER_CHARS and nesting_depth(gold) is not None
 
 
+_RELATION_RE = re.compile(r"=|\\(?:ge|le|geq|leq|neq|to|Rightarrow|implies|rightarrow|mapsto)\b|[<>≥≤→⇒]")
+_NAME_LHS_RE = re.compile(r"\s*[A-Za-z](?:_\{?[A-Za-z0-9]+\}?)?(?:\([A-Za-z]\))?\s*=(?!=)")
+
+
+def _relation_against_a_value(pred: str, gold: str) -> bool:
+    r"""A relation (``2x = 10``, ``\ge 12``, ``12 \to 15``) is not a value: it equals a gold that
+    holds no relation only when it names a variable on its left (``x = 5``; exact and symbolic stages read those).
+    ``\approx`` is not one: ``\frac{1}{3} \approx 0.33`` states its value on the left."""
+    if _RELATION_RE.search(gold) or not _RELATION_RE.search(pred):
+        return False
+    return not (_NAME_LHS_RE.match(pred) and len(_RELATION_RE.findall(pred)) == 1)
+
+
 def _decide_many(pairs: list[tuple[str, str]], depth: int = 0) -> tuple[list[str], set[int]]:
     """Verdicts for normalised (prediction, gold) pairs: cache, exact decisions and their plans, then
     the sandbox; and the indices whose verdict does not describe the pair (a timeout or a crash on the
@@ -272,6 +286,9 @@ def _decide_many(pairs: list[tuple[str, str]], depth: int = 0) -> tuple[list[str
             plans.append((i, decision))
         elif symbolic_rejection(pred) is not None and symbolic_rejection(gold) is None:
             rejected += 1
+            verdicts[i] = NOT_EQUAL
+        elif _relation_against_a_value(pred, gold):
+            fast += 1
             verdicts[i] = NOT_EQUAL
         else:
             to_sandbox.setdefault((pred, gold), []).append(i)
