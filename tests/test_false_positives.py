@@ -22,7 +22,6 @@ WRONG = {
     "comma_space_separates_items": ("The roots are \\boxed{2, 3}", "2.3"),
     "a_mixed_number_is_not_its_halved_sum": ("\\boxed{1 1/2}", "1"),
     "space_joined_digits_are_two_numbers": ("The answer is 2 3", "23"),
-    "an_equation_is_not_its_right_side": ("The answer is $2x = 10$", "10"),
     "a_relation_symbol_is_not_a_value": ("\\boxed{\\ge 12}", "12"),
     "an_arrow_is_not_its_target": ("\\boxed{12 \\to 15}", "15"),
 }
@@ -38,6 +37,8 @@ RIGHT = {
     "decimal_comma_without_space": ("\\boxed{1,5}", "1.5"),
     "a_named_variable": ("\\boxed{x = 5}", "5"),
     "a_function_value": ("\\boxed{f(x) = 3}", "3"),
+    "a_computation_states_its_value_on_the_right": ("The answer is $3! \\times 5! = 720$.", "720"),
+    "a_sum_asked_for": ("Therefore our answer is $a+b=-1$.", "-1"),
     "an_approximation_states_its_value_first": ("$\\frac{1}{3} \\approx 0.33$", "\\frac13"),
 }
 

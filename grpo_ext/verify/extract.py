@@ -346,7 +346,7 @@ def whole_answer(text: str) -> str | None:
     return s if re.search(r"[\dA-Za-z\\]", inner) else None
 
 
-_EXPRESSION_BEFORE = ("^", "_", "/", "*", "{", "}", ":", "<", ">", "√", "|", "\\frac", "\\sqrt", "\\times", "\\cdot",
+_EXPRESSION_BEFORE = ("^", "_", "/", "*", "{", "<", ">", "√", "\\frac", "\\sqrt", "\\times", "\\cdot",
                       "\\div", "\\pm", "×", "÷", "\\binom", "\\over", "\\log", "\\ln", "\\pmod", "\\bmod", "\\mod",
                       "% of", "percent of")
 _EXPRESSION_AFTER = ("^", "/", "*", "}", "!", "=", "\\times", "\\cdot", "\\div", "\\sqrt", "\\pi", "×", "÷", "_", "√", "²",
@@ -371,6 +371,9 @@ def _part_of_expression(text: str, start: int, end: int) -> bool:
     if _WORD_OPERATOR_BEFORE_RE.search(before) or _WORD_OPERATOR_AFTER_RE.match(after):
         return True
     if _BOUND_BEFORE_RE.search(text[max(0, start - 16): start].rstrip()):
+        return True
+    raw_before = text[max(0, start - 12): start]
+    if raw_before.endswith(("}", "|")) or re.search(r"\d\s*:\s*$", raw_before):  # \frac{..}2, |x|2, the 4 of 3:4
         return True
     if re.match(r"[+\-]\s*[\w\\(]", after) or re.match(r":\s*\d", after):  # 3 + x, 7:32
         return True

@@ -247,14 +247,15 @@ def _gold_is_sane(gold: str) -> bool:
     return bool(gold) and len(gold) <= MAX_ANSWER_CHARS and nesting_depth(gold) is not None
 
 
-_RELATION_RE = re.compile(r"=|\\(?:ge|le|geq|leq|neq|to|Rightarrow|implies|rightarrow|mapsto)\b|[<>≥≤→⇒]")
-_NAME_LHS_RE = re.compile(r"\s*[A-Za-z](?:_\{?[A-Za-z0-9]+\}?)?(?:\([A-Za-z]\))?\s*=(?!=)")
+_RELATION_RE = re.compile(r"\\(?:ge|le|geq|leq|neq|ne|to|Rightarrow|implies|rightarrow|mapsto)\b|!=|[<>≥≤≠→⇒]")
+_NAME_LHS_RE = re.compile(r"\s*[A-Za-z](?:_\{?[A-Za-z0-9]+\}?)?(?:\([A-Za-z]\))?\s*(?:<|>|\\le|\\ge|\\ne|!=|≤|≥|≠)")
 
 
 def _relation_against_a_value(pred: str, gold: str) -> bool:
-    r"""A relation (``2x = 10``, ``\ge 12``, ``12 \to 15``) is not a value: it equals a gold that
-    holds no relation only when it names a variable on its left (``x = 5``; exact and symbolic stages read those).
-    ``\approx`` is not one: ``\frac{1}{3} \approx 0.33`` states its value on the left."""
+    r"""An inequality or an arrow (``\ge 12``, ``x > 3``, ``12 \to 15``) is not a value: it never equals a gold
+    that holds none (unless it names a variable on its left and holds one relation; the interval rules read
+    those). Equations are not this rule's: ``3! \times 5! = 720`` and ``a+b = -1`` state their value on the
+    right (the chain rule and math-verify read them); nor is ``\approx``."""
     if _RELATION_RE.search(gold) or not _RELATION_RE.search(pred):
         return False
     return not (_NAME_LHS_RE.match(pred) and len(_RELATION_RE.findall(pred)) == 1)
