@@ -165,6 +165,14 @@ class Doctor:
             out["accuracy_zero"] = (key, lambda v: v == 0.0)
         return out
 
+    def _lasting_hit(self, rows, name: str) -> tuple[int, list[float]] | None:
+        """Where the lasting condition ``name`` started holding for ``window`` logged steps, and its values."""
+        condition = self._lasting(rows).get(name)
+        if condition is None:
+            return None
+        key, test = condition
+        return _persistent(_series(rows, key), test, self.t.window)
+
     def _mark_recoveries(self, rows) -> None:
         """A lasting finding whose condition then failed for ``window`` logged steps in a row is marked
         recovered from the first of them (a run that starts flat and then learns is not a failing run)."""
@@ -183,7 +191,7 @@ class Doctor:
 
     # ----- the checks ---------------------------------------------------------------------------
     def _truncated(self, rows, rollouts):
-        hit = _persistent(_series(rows, "completions/clipped_ratio"), lambda v: v >= self.t.clipped_ratio, self.t.window)
+        hit = self._lasting_hit(rows, "truncated")
         if hit is None:
             return None
         step, values = hit
@@ -199,7 +207,7 @@ class Doctor:
                        "raise max_completion_length, or ask for shorter answers in the prompt.")
 
     def _no_answer(self, rows, rollouts):
-        hit = _persistent(_series(rows, "verify/no_answer"), lambda v: v >= self.t.no_answer, self.t.window)
+        hit = self._lasting_hit(rows, "no_answer")
         if hit is None:
             return None
         step, values = hit
@@ -210,9 +218,7 @@ class Doctor:
 
     def _accuracy_zero(self, rows, rollouts):
         key = _accuracy_key(rows)
-        if key is None:
-            return None
-        hit = _persistent(_series(rows, key), lambda v: v == 0.0, self.t.window)
+        hit = self._lasting_hit(rows, "accuracy_zero")
         if hit is None:
             return None
         step, values = hit
@@ -223,7 +229,7 @@ class Doctor:
                        "easier questions, more num_generations, or check the gold answers and the prompt format.")
 
     def _flat_groups(self, rows, rollouts):
-        hit = _persistent(_series(rows, "frac_reward_zero_std"), lambda v: v >= self.t.flat_groups, self.t.window)
+        hit = self._lasting_hit(rows, "flat_groups")
         if hit is None:
             return None
         step, values = hit

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     verbose = "--verbose" in argv
     quiet_third_party(verbose)
-    if "torch" not in sys.modules:  # before the command imports torch (OpenMP reads it once); in-process callers skip
+    if "torch" not in sys.modules and not {"-h", "--help"} & set(argv):  # before torch starts OpenMP; not for help
         share_the_cpu()
     command = importlib.import_module(f".{COMMANDS[argv[0]]}", __name__)
     args = [a for a in argv[1:] if a != "--verbose"]

@@ -176,8 +176,8 @@ def extract_answers(text: str) -> list[str]:
         raw = boxed_contents(text)
     elif "he answer is" in text:
         raw = [text.split("he answer is")[-1].strip()]
-    elif _program_output(text):
-        raw = [_program_output(text)]
+    elif program := _program_output(text):
+        raw = [program]
     else:
         numbers = _NUMBER_RE.findall(text.replace(",", ""))
         raw = [numbers[-1]] if numbers else []
@@ -259,8 +259,6 @@ _symbolic_cache: dict[tuple[str, str], bool] = {}
 _symbolic_lock = threading.Lock()
 _SYMBOLIC_CACHE_SIZE = 65_536
 _budget = threading.local()
-#: Symbolic checks that overran the sandbox's timeout (or crashed its worker), and those not run after one.
-counters = {"overruns": 0, "after_overrun": 0}
 
 
 def clear_cache() -> None:
@@ -280,14 +278,12 @@ def symbolic_equal(a: str, b: str) -> bool:
         if key in _symbolic_cache:
             return _symbolic_cache[key]
     if getattr(_budget, "overran", False):  # this completion already cost one timeout: no second one
-        counters["after_overrun"] += 1
         return False
     from .sandbox import get_pool
 
     verdict = get_pool().close_symbolically([(a, b)])[0]
     same = verdict == EQUAL
     if verdict not in (EQUAL, "not_equal"):
-        counters["overruns"] += 1
         _budget.overran = True
     else:
         with _symbolic_lock:
@@ -408,19 +404,6 @@ def same_answer(a: str | list[str], b: str | list[str]) -> bool:
         _budget.overran = False
 
 
-def grade_many(completions: list[str], golds: list[str], *, rules: str | list[str] = "math",
-               questions: list[str] | None = None, solutions: list[str | None] | None = None) -> list[dict]:
-    """:func:`grade` for many completions (``rules``, ``questions`` and ``solutions`` per completion or shared)."""
-    n = len(completions)
-    if len(golds) != n:
-        raise ValueError(f"got {n} completions but {len(golds)} gold answers")
-    rules_list = [rules] * n if isinstance(rules, str) else list(rules)
-    questions = questions if questions is not None else [""] * n
-    solutions = solutions if solutions is not None else [None] * n
-    return [grade(c, g, rules=r, question=q or "", solution=s)
-            for c, g, r, q, s in zip(completions, golds, rules_list, questions, solutions)]
-
-
 __all__ = ["PRECISION", "SINGLE_ANSWER_BENCHMARKS", "boxed_contents", "equal", "extract_answer", "extract_answers",
-           "gold_answers", "grade", "grade_many", "math_answers", "math_equal", "rules_for", "same_answer", "strip_string",
+           "gold_answers", "grade", "math_answers", "math_equal", "rules_for", "same_answer", "strip_string",
            "symbolic_equal"]
